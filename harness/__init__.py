@@ -1,0 +1,3 @@
+"""mptcp-lab: build, boot and test the Linux kernel's Multipath TCP from Python."""
+
+PROJECT_PREFIX = "mlab"

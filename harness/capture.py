@@ -1,0 +1,195 @@
+"""Packet capture in a namespace (tcpdump) and a small pcap reader for TCP segments.
+
+Tests use it to check what went on the wire: which MPTCP options (TCP option kind 30) and
+subtypes a segment carried, TTL / hop limit, TOS / traffic class, segment sizes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.run import ToolMissing, netns_argv
+
+TCPOPT_MPTCP = 30
+MPTCP_SUBTYPES = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR", 4: "REMOVE_ADDR",
+                  5: "MP_PRIO", 6: "MP_FAIL", 7: "MP_FASTCLOSE", 8: "MP_TCPRST"}
+LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 1, 113, 276
+TCP_FLAG_NAMES = "FSRPAUEC"
+SNAPLEN = 200  # enough for Ethernet + IPv6 + a full TCP header with options
+READY_TIMEOUT = 10.0
+
+
+class CaptureError(HarnessError):
+    pass
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One captured TCP segment."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    flags: str  # e.g. "S", "SA", "A", "FA"
+    options: tuple[tuple[int, bytes], ...]  # (kind, data) in wire order
+    payload_len: int
+    ttl: int  # IPv4 TTL or IPv6 hop limit
+    tos: int  # IPv4 TOS or IPv6 traffic class
+
+    @property
+    def mptcp_subtypes(self) -> list[str]:
+        return [MPTCP_SUBTYPES.get(data[0] >> 4, f"subtype-{data[0] >> 4}")
+                for kind, data in self.options if kind == TCPOPT_MPTCP and data]
+
+    @property
+    def is_syn(self) -> bool:
+        return "S" in self.flags and "A" not in self.flags
+
+
+def parse_tcp_options(raw: bytes) -> tuple[tuple[int, bytes], ...]:
+    options, i = [], 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2:
+            break  # malformed: stop rather than loop
+        length = raw[i + 1]
+        options.append((kind, bytes(raw[i + 2:i + length])))
+        i += length
+    return tuple(options)
+
+
+def _parse_tcp(ip_fields: tuple, data: bytes, ip_payload_len: int) -> Segment | None:
+    src, dst, ttl, tos = ip_fields
+    if len(data) < 20:
+        return None
+    sport, dport, _seq, _ack, off_flags = struct.unpack_from("!HHIIH", data)
+    header_len = (off_flags >> 12) * 4
+    flags = "".join(n for bit, n in enumerate(TCP_FLAG_NAMES) if off_flags & (1 << bit))
+    options = parse_tcp_options(data[20:header_len])
+    return Segment(src, dst, sport, dport, flags, options, ip_payload_len - header_len, ttl, tos)
+
+
+def _parse_ip(packet: bytes) -> Segment | None:
+    version = packet[0] >> 4 if packet else 0
+    if version == 4:
+        ihl = (packet[0] & 0x0F) * 4
+        tos, total, ttl, proto = packet[1], struct.unpack_from("!H", packet, 2)[0], packet[8], packet[9]
+        if proto != 6:
+            return None
+        ips = (str(ipaddress.IPv4Address(packet[12:16])), str(ipaddress.IPv4Address(packet[16:20])))
+        return _parse_tcp((*ips, ttl, tos), packet[ihl:], total - ihl)
+    if version == 6:
+        first, payload_len, next_header, hlim = struct.unpack_from("!IHBB", packet)
+        if next_header != 6:
+            return None
+        ips = (str(ipaddress.IPv6Address(packet[8:24])), str(ipaddress.IPv6Address(packet[24:40])))
+        return _parse_tcp((*ips, hlim, (first >> 20) & 0xFF), packet[40:], payload_len)
+    return None
+
+
+_L2_HEADER = {LINKTYPE_ETHERNET: (14, 12), LINKTYPE_LINUX_SLL: (16, 14),
+              LINKTYPE_LINUX_SLL2: (20, 0)}  # header length, offset of the ethertype
+
+
+def read_pcap(path: Path) -> list[Segment]:
+    """The TCP segments of a classic pcap file (Ethernet or Linux cooked captures)."""
+    data = path.read_bytes()
+    if len(data) < 24:
+        return []
+    magic = struct.unpack_from("<I", data)[0]
+    endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    if linktype not in _L2_HEADER:
+        raise CaptureError(f"{path}: unsupported pcap link type {linktype}")
+    l2_len, _ = _L2_HEADER[linktype]
+    segments, pos = [], 24
+    while pos + 16 <= len(data):
+        incl_len = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        frame = data[pos + 16:pos + 16 + incl_len]
+        pos += 16 + incl_len
+        segment = _parse_ip(frame[l2_len:])
+        if segment is not None:
+            segments.append(segment)
+    return segments
+
+
+class Capture:
+    """tcpdump on one interface of a namespace while the block runs; segments() afterwards.
+
+    tcpdump is started and waited for ("listening on") on entry and stopped on exit, also
+    when the block raises; the pcap lives in a temporary directory removed with the object.
+    """
+
+    def __init__(self, ns: str | None, iface: str, bpf: tuple[str, ...] = ("tcp",)):
+        self.ns, self.iface, self.bpf = ns, iface, bpf
+        self._dir = tempfile.TemporaryDirectory(prefix="mlab-pcap-")
+        self.path = Path(self._dir.name) / f"{iface}.pcap"
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Capture:
+        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", "-s", str(SNAPLEN),
+                           "-i", self.iface, "-w", str(self.path), *self.bpf], self.ns)
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            raise ToolMissing("tcpdump") from None
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        deadline, seen = time.monotonic() + READY_TIMEOUT, b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._proc.stderr], [], [], 0.1)
+            if ready:
+                line = self._proc.stderr.readline()
+                seen += line
+                if b"listening on" in line:
+                    return
+                if not line:
+                    break
+        raise CaptureError(f"tcpdump on {self.iface} in {self.ns} did not start: "
+                           f"{seen.decode(errors='replace').strip()}")
+
+    def stop(self) -> None:
+        """Stop tcpdump (idempotent); segments() then sees every captured packet."""
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()
+        self._proc = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def segments(self) -> list[Segment]:
+        return read_pcap(self.path)
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()

@@ -1,0 +1,62 @@
+"""Network namespaces: create and remove named ones, and enter one from Python.
+
+`entered(name)` switches the *calling thread* into a namespace and back. Sockets and
+netlink sockets created inside keep belonging to that namespace after the switch back,
+which is how the toolkit opens MPTCP sockets and PM netlink sockets "in" a host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from harness.errors import HarnessError
+
+NETNS_RUN_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NamespaceError(HarnessError):
+    pass
+
+
+def ns_path(name: str) -> Path:
+    return NETNS_RUN_DIR / name
+
+
+def exists(name: str) -> bool:
+    return ns_path(name).exists()
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NamespaceError(f"setns failed: {os.strerror(err)}")
+
+
+@contextmanager
+def entered(name: str | None) -> Iterator[None]:
+    """Run the body with the calling thread inside namespace `name` (None: stay put)."""
+    if name is None:
+        yield
+        return
+    path = ns_path(name)
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NamespaceError(f"network namespace '{name}' does not exist ({path})") from None
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)

@@ -1,0 +1,131 @@
+"""pytest plugin (the `mptcp_lab` pytest11 entry point): fixtures for MPTCP behaviour tests.
+
+Fixtures build real topologies of network namespaces, open path-manager netlink sockets and
+event listeners in them, snapshot MIB counters, and capture packets; each undoes what it did
+at the end of the test, whether the test passed, failed or was interrupted. After every test
+that needed root, the plugin checks that no namespace of ours was left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from harness import PROJECT_PREFIX, sysctl
+from harness.capture import Capture
+from harness.mptcp import mib as mib_counters
+from harness.netns import NETNS_RUN_DIR
+from harness.run import run
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: network namespaces and sysctls")
+
+
+def require_mptcp() -> None:
+    require_root()
+    if not Path("/proc/sys/net/mptcp").is_dir():
+        pytest.skip("the running kernel has no MPTCP (CONFIG_MPTCP)")
+
+
+def require_sysctl(key: str, ns: str | None = None) -> None:
+    """Skip unless the running kernel has sysctl `key` (a feature of newer kernels)."""
+    if not sysctl.exists(key, ns):
+        pytest.skip(f"the running kernel has no sysctl {key}")
+
+
+def our_namespaces() -> set[str]:
+    if not NETNS_RUN_DIR.is_dir():
+        return set()
+    return {p.name for p in NETNS_RUN_DIR.iterdir() if p.name.startswith(f"{PROJECT_PREFIX}-")}
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_namespaces(request):
+    """Fail a test that leaves one of our namespaces behind (only where we can see them)."""
+    before = our_namespaces()
+    yield
+    leaked = our_namespaces() - before
+    if leaked:
+        for name in leaked:  # clean up so that one leak does not cascade into other tests
+            run(["ip", "netns", "del", name], check=False)
+        pytest.fail(f"namespaces left behind by {request.node.nodeid}: {sorted(leaked)}")
+
+
+@pytest.fixture
+def mptcp_kernel():
+    """Skip unless running as root on a kernel with MPTCP."""
+    require_mptcp()
+
+
+@pytest.fixture
+def netns(mptcp_kernel):
+    """A fresh, empty network namespace (loopback up), removed after the test."""
+    name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-test"
+    run(["ip", "netns", "add", name])
+    try:
+        run(["ip", "link", "set", "lo", "up"], ns=name)
+        yield name
+    finally:
+        run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def topology(mptcp_kernel):
+    """Factory: topology("two-paths") builds a shipped topology (or a loaded Topology).
+
+    Every topology built in a test is torn down at the end of it, in reverse order. Keyword
+    arguments are per-host sysctls, e.g. topology("two-paths", server={"net.mptcp.pm_type": 1}).
+    """
+    from harness.topology import build, load_named, with_sysctls
+
+    with ExitStack() as stack:
+        def make(spec, **host_sysctls):
+            if isinstance(spec, str):
+                spec = load_named(spec)
+            if host_sysctls:
+                spec = with_sysctls(spec, host_sysctls)
+            return stack.enter_context(build(spec))
+
+        yield make
+
+
+@pytest.fixture
+def pm(mptcp_kernel):
+    """Factory: pm(ns) is a PathManager (generic netlink) bound to namespace ns."""
+    from harness.mptcp.pm import PathManager
+
+    with ExitStack() as stack:
+        yield lambda ns=None: stack.enter_context(PathManager(ns))
+
+
+@pytest.fixture
+def pm_events(mptcp_kernel):
+    """Factory: pm_events(ns) subscribes to the MPTCP PM events of namespace ns."""
+    from harness.mptcp.events import EventListener
+
+    with ExitStack() as stack:
+        yield lambda ns=None: stack.enter_context(EventListener(ns))
+
+
+@pytest.fixture
+def mib():
+    """mib(ns) -> MibSnapshot of every counter in ns; `before.delta(after)` gives what moved."""
+    return mib_counters.snapshot
+
+
+@pytest.fixture
+def capture(mptcp_kernel):
+    """Factory: capture(ns, iface) starts tcpdump there; stopped and removed after the test."""
+    with ExitStack() as stack:
+        def start(ns, iface, bpf=("tcp",)):
+            cap = Capture(ns, iface, bpf)
+            stack.callback(cap.close)
+            return stack.enter_context(cap)
+
+        yield start

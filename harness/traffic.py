@@ -1,0 +1,243 @@
+"""Move bytes between namespaces over MPTCP or TCP and verify every one of them.
+
+A `Sink` listens in one namespace and hashes (sha256) everything it receives; `transfer`
+connects from another namespace, sends N bytes (or for T seconds) of pseudo-random data
+hashed on the way out, half-closes, and waits for the sink to close. Both hashes and byte
+counts are returned with the kernel's view of the client socket, so a test can assert that
+the data arrived intact and how the subflows carried it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import ipaddress
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.mptcp.constants import IPPROTO_MPTCP
+from harness.mptcp.sockets import is_mptcp, mptcp_info, open_socket, subflow_tcp_info
+from harness.mptcp.structs import MptcpInfo, TcpInfo
+
+CHUNK = 64 * 1024
+SOCKET_TIMEOUT = 60.0
+PROTOCOLS = {"mptcp": IPPROTO_MPTCP, "tcp": socket.IPPROTO_TCP}
+
+
+class TrafficError(HarnessError):
+    pass
+
+
+def family_of(addr: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(addr).version == 6 else socket.AF_INET
+
+
+def protocol(name: str) -> int:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise TrafficError(f"unknown protocol {name!r}: use one of {sorted(PROTOCOLS)}") from None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one end of a transfer saw of its own socket."""
+
+    nbytes: int
+    sha256: str
+    seconds: float
+    is_mptcp: bool
+    info: MptcpInfo | None  # MPTCP_INFO at the end of data; None for TCP or after fallback
+    subflows: tuple[TcpInfo, ...]  # MPTCP_TCPINFO at the same moment; empty without MPTCP
+
+    @property
+    def mbit_per_s(self) -> float:
+        return self.nbytes * 8 / self.seconds / 1e6 if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Transfer:
+    sent: Endpoint
+    received: Endpoint
+
+    @property
+    def intact(self) -> bool:
+        return (self.sent.nbytes == self.received.nbytes
+                and self.sent.sha256 == self.received.sha256)
+
+
+def _kernel_view(sock: socket.socket, proto: int) -> tuple[bool, MptcpInfo | None, tuple]:
+    """(TCP_IS_MPTCP, MPTCP_INFO, MPTCP_TCPINFO) of a socket; no info for TCP or after fallback.
+
+    After a fallback the kernel hands SOL_MPTCP options to the TCP subflow, which answers
+    EOPNOTSUPP (net/mptcp/sockopt.c); that is reported as info=None, not as an error.
+    """
+    if proto != IPPROTO_MPTCP or not is_mptcp(sock):
+        return False, None, ()
+    try:
+        return True, mptcp_info(sock), tuple(subflow_tcp_info(sock))
+    except OSError as exc:
+        if exc.errno != errno.EOPNOTSUPP:
+            raise
+        return False, None, ()
+
+
+def wait_all_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:
+    """Wait until the peer acknowledged at the MPTCP level every byte written so far."""
+    deadline = time.monotonic() + timeout
+    while (info := mptcp_info(sock)).bytes_acked < info.bytes_sent:
+        if time.monotonic() > deadline:
+            raise TrafficError(f"{info.bytes_sent - info.bytes_acked} bytes still unacked "
+                               f"after {timeout:g} s")
+        time.sleep(0.005)
+
+
+class Sink:
+    """A server in namespace ns that accepts one connection and hashes all it receives.
+
+    Use as a context manager; `result()` waits for the connection to end and returns the
+    receiving Endpoint. Leaving the block shuts the sockets down, so no thread outlives it.
+    """
+
+    def __init__(self, ns: str | None, addr: str, port: int = 0, proto: str = "mptcp"):
+        self.proto = protocol(proto)
+        self._listener = open_socket(ns, family_of(addr), self.proto)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.settimeout(SOCKET_TIMEOUT)
+        self._listener.bind((addr, port))
+        self._listener.listen(1)
+        self.addr, self.port = addr, self._listener.getsockname()[1]
+        self._conn: socket.socket | None = None
+        self._result: Endpoint | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, name=f"sink:{self.port}", daemon=True)
+
+    def __enter__(self) -> Sink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sock in (self._conn, self._listener):
+            if sock is not None:
+                _shutdown_quietly(sock)
+        self._thread.join(timeout=10)
+        self._listener.close()
+
+    def _serve(self) -> None:
+        try:
+            self._conn, _peer = self._listener.accept()
+            self._conn.settimeout(SOCKET_TIMEOUT)
+            self._result = self._receive(self._conn)
+        except BaseException as exc:  # reported to the caller by result()
+            self._error = exc
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+
+    def _receive(self, conn: socket.socket) -> Endpoint:
+        digest, nbytes = hashlib.sha256(), 0
+        start = time.monotonic()
+        buf = bytearray(CHUNK)
+        while (n := conn.recv_into(buf)) > 0:
+            digest.update(memoryview(buf)[:n])
+            nbytes += n
+        seconds = time.monotonic() - start
+        view = _kernel_view(conn, self.proto)
+        return Endpoint(nbytes, digest.hexdigest(), seconds, *view)
+
+    def result(self, timeout: float = SOCKET_TIMEOUT) -> Endpoint:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TrafficError(f"sink on port {self.port} still receiving after {timeout:g} s")
+        if self._error is not None:
+            raise TrafficError(f"sink on port {self.port} failed: {self._error!r}") from self._error
+        assert self._result is not None
+        return self._result
+
+
+def _shutdown_quietly(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def connect(ns: str | None, addr: str, port: int, proto: str = "mptcp",
+            bind: str | None = None, family: int | None = None) -> socket.socket:
+    """A connected socket from namespace ns to (addr, port), optionally bound to `bind`."""
+    sock = open_socket(ns, family or family_of(addr), protocol(proto))
+    try:
+        sock.settimeout(SOCKET_TIMEOUT)
+        if bind is not None:
+            sock.bind((bind, 0))
+        sock.connect((addr, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_stream(sock: socket.socket, nbytes: int | None = None, seconds: float | None = None,
+                seed: int = 0, on_progress: Callable[[int], None] | None = None
+                ) -> tuple[int, str, float]:
+    """Send nbytes (or for `seconds`) of seeded pseudo-random data; return (bytes, sha256, s).
+
+    on_progress(bytes_sent_so_far) is called after every chunk, e.g. to change paths mid-way.
+    """
+    if (nbytes is None) == (seconds is None):
+        raise TrafficError("give exactly one of nbytes or seconds")
+    rng, digest, sent = random.Random(seed), hashlib.sha256(), 0
+    start = time.monotonic()
+    deadline = start + seconds if seconds is not None else None
+    while (nbytes is None or sent < nbytes) and (deadline is None or time.monotonic() < deadline):
+        size = CHUNK if nbytes is None else min(CHUNK, nbytes - sent)
+        chunk = rng.randbytes(size)
+        sock.sendall(chunk)
+        digest.update(chunk)
+        sent += size
+        if on_progress is not None:
+            on_progress(sent)
+    return sent, digest.hexdigest(), time.monotonic() - start
+
+
+def finish(sock: socket.socket, proto: int, result: tuple[int, str, float]) -> Endpoint:
+    """Describe the socket once all data is acked, then half-close and wait for the peer's close.
+
+    The kernel view is taken before the close starts tearing subflows down, so it shows every
+    subflow that carried data.
+    """
+    view = _kernel_view(sock, proto)
+    if view[0]:
+        wait_all_acked(sock)
+        view = _kernel_view(sock, proto)
+    sock.shutdown(socket.SHUT_WR)
+    while sock.recv(CHUNK):
+        pass
+    nbytes, sha, seconds = result
+    return Endpoint(nbytes, sha, seconds, *view)
+
+
+def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
+             nbytes: int | None = None, seconds: float | None = None, proto: str = "mptcp",
+             server_proto: str | None = None, bind: str | None = None,
+             listen_addr: str | None = None,
+             on_connected: Callable[[socket.socket], None] | None = None,
+             on_progress: Callable[[int], None] | None = None) -> Transfer:
+    """One verified transfer from client_ns to a fresh sink at server_addr in server_ns.
+
+    proto is the client's protocol, server_proto the server's (default: the same), so that a
+    transfer from an MPTCP client to a plain TCP server tests fallback. listen_addr is where the
+    sink binds (default server_addr; "::" or "0.0.0.0" to accept on every address).
+    """
+    with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink:
+        with connect(client_ns, server_addr, sink.port, proto, bind=bind) as sock:
+            if on_connected is not None:
+                on_connected(sock)
+            sent = send_stream(sock, nbytes, seconds, on_progress=on_progress)
+            client = finish(sock, protocol(proto), sent)
+        return Transfer(client, sink.result())

@@ -1,0 +1,120 @@
+"""mptcp-lab tasks. Each task parses its flags and calls into `harness`; see README.md."""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Collection, Exit, task
+
+from harness.errors import HarnessError
+from harness.paths import TESTS_DIR, cache_dir
+
+
+def _fail(exc: HarnessError) -> Exit:
+    return Exit(f"error: {exc}", code=1)
+
+
+@task
+def setup(c):
+    """Install the Debian packages the project needs (root, Debian 12; safe to rerun)."""
+    from harness import debian
+
+    try:
+        installed = debian.install()
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(f"setup: installed {' '.join(installed)}" if installed
+          else "setup: every Debian package is already installed")
+
+
+@task(help={
+    "host": "run on the kernel of this machine (the VM target comes with invoke boot)",
+    "k": "only tests matching this pytest -k expression",
+    "junit": "write a JUnit XML report to this path",
+})
+def test(c, host=False, k=None, junit=None):
+    """Run the MPTCP behaviour tests (tests/mptcp) against a real kernel."""
+    from pathlib import Path
+
+    from harness import testrun
+
+    if not host:
+        raise Exit("error: only --host is available until the VM lands (invoke boot)", code=2)
+    _run_tests([TESTS_DIR / "mptcp"], k, Path(junit) if junit else None, testrun.host_target())
+
+
+@task(help={"k": "only tests matching this pytest -k expression",
+            "junit": "write a JUnit XML report to this path"})
+def check(c, k=None, junit=None):
+    """The project's test suite: ruff, then every test (harness unit tests and tests/mptcp)."""
+    from pathlib import Path
+
+    from harness import testrun
+
+    code = testrun.lint()
+    if code != 0:
+        raise Exit("error: ruff found problems (see above)", code=code)
+    _run_tests([TESTS_DIR], k, Path(junit) if junit else None, testrun.host_target())
+
+
+def _run_tests(paths, keyword, junit, target):
+    from harness import testrun
+
+    try:
+        outcome = testrun.run_pytest(paths, keyword, junit)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(outcome.summary(target))
+    if outcome.exit_code != 0:
+        raise Exit(code=outcome.exit_code)
+
+
+@task(help={"file": "path of a topology TOML file"})
+def topo_check(c, file):
+    """Validate a topology file and print what it describes."""
+    from harness.topology import TopologyError, load
+
+    try:
+        spec = load(file)
+    except TopologyError as exc:
+        raise _fail(exc) from None
+    hosts = ", ".join(spec.hosts)
+    print(f"{file}: ok: topology '{spec.name}' with hosts {hosts} and {len(spec.links)} links")
+
+
+def _state_file(c):
+    return cache_dir(c.config.get("cache_dir")) / "topologies-up.json"
+
+
+@task(help={"name": "a topology of topologies/ (e.g. two-paths) or a path to a TOML file"})
+def topo_up(c, name):
+    """Bring a topology up on this machine for manual work; `invoke topo.down` removes it."""
+    from harness import topology
+
+    state_file = _state_file(c)
+    try:
+        topo = topology.bring_up(name, state_file)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(topo.describe())
+    print(f"remove it with: invoke topo.down   (state in {state_file})")
+
+
+@task
+def topo_down(c):
+    """Remove every topology that `invoke topo.up` brought up (by the names it recorded)."""
+    from harness import topology
+
+    try:
+        removed = topology.bring_down(_state_file(c))
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(f"removed namespaces: {json.dumps(removed)}" if removed else "no topology was up")
+
+
+topo = Collection("topo")
+topo.add_task(topo_check, "check")
+topo.add_task(topo_up, "up")
+topo.add_task(topo_down, "down")
+
+ns = Collection(setup, test, check, topo)

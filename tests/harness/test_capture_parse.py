@@ -1,0 +1,63 @@
+"""The pcap reader on packets built by hand (no tcpdump, no root)."""
+
+import socket
+import struct
+
+from harness.capture import LINKTYPE_ETHERNET, parse_tcp_options, read_pcap
+
+
+def tcp_header(sport, dport, flags, options=b""):
+    options += b"\x00" * (-len(options) % 4)
+    offset = (20 + len(options)) // 4
+    return struct.pack("!HHIIHHHH", sport, dport, 1, 0, (offset << 12) | flags, 65535, 0, 0) \
+        + options
+
+
+def ipv4(src, dst, payload, ttl=64, tos=0):
+    return struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(payload), 0, 0, ttl, 6, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + payload
+
+
+def ipv6(src, dst, payload, hlim=64, tclass=0):
+    first = (6 << 28) | (tclass << 20)
+    return struct.pack("!IHBB", first, len(payload), 6, hlim) \
+        + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) \
+        + payload
+
+
+def ether(packet, ethertype):
+    return b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", ethertype) + packet
+
+
+def pcap(frames):
+    out = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET)
+    for frame in frames:
+        out += struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame
+    return out
+
+
+MP_CAPABLE_SYN = bytes([30, 4, 0x01, 0x01])  # kind 30, len 4, subtype 0 version 1, flags
+MSS = bytes([2, 4, 0x05, 0xB4])
+
+
+def test_options_in_wire_order_nops_skipped():
+    raw = MSS + b"\x01\x01" + bytes([30, 12, 0x10]) + bytes(9) + b"\x00"
+    assert parse_tcp_options(raw) == ((2, b"\x05\xb4"), (30, bytes([0x10]) + bytes(9)))
+
+
+def test_malformed_option_length_stops_parsing():
+    assert parse_tcp_options(bytes([30, 0, 1, 2])) == ()
+
+
+def test_read_pcap_v4_and_v6_segments(tmp_path):
+    syn = ipv4("10.0.1.1", "10.0.1.2", tcp_header(1000, 80, 0x02, MSS + MP_CAPABLE_SYN),
+               ttl=7, tos=0x10)
+    data = ipv6("fd00::1", "fd00::2", tcp_header(1000, 80, 0x10) + b"x" * 100, hlim=9,
+                tclass=0x20)
+    path = tmp_path / "t.pcap"
+    path.write_bytes(pcap([ether(syn, 0x0800), ether(data, 0x86DD)]))
+    first, second = read_pcap(path)
+    assert (first.src, first.dport, first.flags, first.is_syn) == ("10.0.1.1", 80, "S", True)
+    assert first.mptcp_subtypes == ["MP_CAPABLE"] and (first.ttl, first.tos) == (7, 0x10)
+    assert (second.src, second.payload_len, second.flags) == ("fd00::1", 100, "A")
+    assert (second.ttl, second.tos, second.mptcp_subtypes) == (9, 0x20, [])
