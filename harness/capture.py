@@ -87,7 +87,8 @@ def _parse_ip(packet: bytes) -> Segment | None:
     version = packet[0] >> 4 if packet else 0
     if version == 4:
         ihl = (packet[0] & 0x0F) * 4
-        tos, total, ttl, proto = packet[1], struct.unpack_from("!H", packet, 2)[0], packet[8], packet[9]
+        tos, ttl, proto = packet[1], packet[8], packet[9]
+        total = struct.unpack_from("!H", packet, 2)[0]
         if proto != 6:
             return None
         ips = (str(ipaddress.IPv4Address(packet[12:16])), str(ipaddress.IPv4Address(packet[16:20])))
@@ -141,8 +142,9 @@ class Capture:
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Capture:
-        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", "-s", str(SNAPLEN),
-                           "-i", self.iface, "-w", str(self.path), *self.bpf], self.ns)
+        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode",
+                           "-s", str(SNAPLEN), "-i", self.iface, "-w", str(self.path),
+                           *self.bpf], self.ns)
         try:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

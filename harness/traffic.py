@@ -9,6 +9,7 @@ the data arrived intact and how the subflows carried it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import ipaddress
@@ -161,10 +162,8 @@ class Sink:
 
 
 def _shutdown_quietly(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def connect(ns: str | None, addr: str, port: int, proto: str = "mptcp",

@@ -62,20 +62,6 @@ class MptcpInfo:
         return bool(self.flags & MPTCP_INFO_FLAG_REMOTE_KEY_RECEIVED)
 
 
-_TCP_INFO_FIELDS = (
-    "state ca_state retransmits probes backoff options wscale app_limited_fastopen "
-    "rto ato snd_mss rcv_mss unacked sacked lost retrans fackets "
-    "last_data_sent last_ack_sent last_data_recv last_ack_recv "
-    "pmtu rcv_ssthresh rtt rttvar snd_ssthresh snd_cwnd advmss reordering "
-    "rcv_rtt rcv_space total_retrans "
-    "pacing_rate max_pacing_rate bytes_acked bytes_received segs_out segs_in "
-    "notsent_bytes min_rtt data_segs_in data_segs_out delivery_rate "
-    "busy_time rwnd_limited sndbuf_limited delivered delivered_ce "
-    "bytes_sent bytes_retrans dsack_dups reord_seen rcv_ooopack snd_wnd rcv_wnd rehash "
-    "total_rto total_rto_recoveries total_rto_time"
-).split()
-
-
 @dataclass(frozen=True)
 class TcpInfo:
     """struct tcp_info of one subflow (times in microseconds as the kernel reports them)."""
@@ -147,8 +133,9 @@ class TcpInfo:
         return cls(*_unpack(cls.FORMAT, data))
 
 
-assert [f.name for f in fields(TcpInfo)] == _TCP_INFO_FIELDS
-assert TcpInfo.FORMAT.size == 248 and MptcpInfo.FORMAT.size == 96
+for _cls, _size in ((TcpInfo, 248), (MptcpInfo, 96)):  # sizeof() in the 6.12 UAPI
+    assert _cls.FORMAT.size == _size
+    assert len(_cls.FORMAT.unpack(bytes(_size))) == len(fields(_cls))
 
 SOCKADDR_STORAGE_SIZE = 128
 
