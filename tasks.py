@@ -112,9 +112,29 @@ def topo_down(c):
     print(f"removed namespaces: {json.dumps(removed)}" if removed else "no topology was up")
 
 
+BENCHMARKS = ("throughput",)
+
+
+@task(help={"only": f"run only this benchmark: {', '.join(BENCHMARKS)}",
+            "runs": "runs per case (the median is reported)"})
+def bench(c, only=None, runs=5):
+    """Benchmarks (medians of several runs): throughput of one path vs two paths."""
+    if only is not None and only not in BENCHMARKS:
+        raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
+    from harness.bench import throughput
+
+    try:
+        results = throughput.measure(runs=int(runs))
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(f"throughput on topology {throughput.TOPOLOGY} ({runs} runs of 50 MB each):")
+    for result in results:
+        print(result.line())
+
+
 topo = Collection("topo")
 topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
-ns = Collection(setup, test, check, topo)
+ns = Collection(setup, test, check, bench, topo)

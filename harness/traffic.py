@@ -22,8 +22,15 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 from harness.mptcp.constants import IPPROTO_MPTCP
-from harness.mptcp.sockets import is_mptcp, mptcp_info, open_socket, subflow_tcp_info
-from harness.mptcp.structs import MptcpInfo, TcpInfo
+from harness.mptcp.sockets import (
+    is_mptcp,
+    mptcp_info,
+    open_socket,
+    subflow_addrs,
+    subflow_tcp_info,
+    wait_subflows,
+)
+from harness.mptcp.structs import MptcpInfo, SubflowAddrs, TcpInfo
 
 CHUNK = 64 * 1024
 SOCKET_TIMEOUT = 60.0
@@ -55,6 +62,7 @@ class Endpoint:
     is_mptcp: bool
     info: MptcpInfo | None  # MPTCP_INFO at the end of data; None for TCP or after fallback
     subflows: tuple[TcpInfo, ...]  # MPTCP_TCPINFO at the same moment; empty without MPTCP
+    addrs: tuple[SubflowAddrs, ...]  # MPTCP_SUBFLOW_ADDRS, in the same (kernel list) order
 
     @property
     def mbit_per_s(self) -> float:
@@ -72,20 +80,23 @@ class Transfer:
                 and self.sent.sha256 == self.received.sha256)
 
 
-def _kernel_view(sock: socket.socket, proto: int) -> tuple[bool, MptcpInfo | None, tuple]:
-    """(TCP_IS_MPTCP, MPTCP_INFO, MPTCP_TCPINFO) of a socket; no info for TCP or after fallback.
+def _kernel_view(sock: socket.socket, proto: int) -> tuple:
+    """(TCP_IS_MPTCP, MPTCP_INFO, MPTCP_TCPINFO, MPTCP_SUBFLOW_ADDRS) of a socket.
+
+    There is no MPTCP view of a TCP socket nor of an MPTCP one that fell back.
 
     After a fallback the kernel hands SOL_MPTCP options to the TCP subflow, which answers
     EOPNOTSUPP (net/mptcp/sockopt.c); that is reported as info=None, not as an error.
     """
     if proto != IPPROTO_MPTCP or not is_mptcp(sock):
-        return False, None, ()
+        return False, None, (), ()
     try:
-        return True, mptcp_info(sock), tuple(subflow_tcp_info(sock))
+        return (True, mptcp_info(sock), tuple(subflow_tcp_info(sock)),
+                tuple(subflow_addrs(sock)))
     except OSError as exc:
         if exc.errno != errno.EOPNOTSUPP:
             raise
-        return False, None, ()
+        return False, None, (), ()
 
 
 def wait_all_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:
@@ -224,17 +235,20 @@ def finish(sock: socket.socket, proto: int, result: tuple[int, str, float]) -> E
 def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
              nbytes: int | None = None, seconds: float | None = None, proto: str = "mptcp",
              server_proto: str | None = None, bind: str | None = None,
-             listen_addr: str | None = None,
+             listen_addr: str | None = None, subflows: int = 1,
              on_connected: Callable[[socket.socket], None] | None = None,
              on_progress: Callable[[int], None] | None = None) -> Transfer:
     """One verified transfer from client_ns to a fresh sink at server_addr in server_ns.
 
     proto is the client's protocol, server_proto the server's (default: the same), so that a
     transfer from an MPTCP client to a plain TCP server tests fallback. listen_addr is where the
-    sink binds (default server_addr; "::" or "0.0.0.0" to accept on every address).
+    sink binds (default server_addr; "::" or "0.0.0.0" to accept on every address). With
+    subflows=N the data starts only once the connection has N subflows in all.
     """
     with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink:
         with connect(client_ns, server_addr, sink.port, proto, bind=bind) as sock:
+            if subflows > 1:
+                wait_subflows(sock, subflows)
             if on_connected is not None:
                 on_connected(sock)
             sent = send_stream(sock, nbytes, seconds, on_progress=on_progress)

@@ -105,3 +105,14 @@ def full_info(sock: socket.socket) -> FullInfo:
         tcp = TcpInfo.decode(tcp_buf.raw[i * tcp_user:(i + 1) * tcp_user])
         subflows.append(Subflow(sf.id, sf.addrs.local, sf.addrs.remote, tcp))
     return FullInfo(num, info, tuple(subflows))
+
+
+def wait_subflows(sock: socket.socket, count: int, timeout: float = 10.0) -> MptcpInfo:
+    """Wait until the connection has `count` subflows in all (the initial one included)."""
+    from harness.wait import wait_until
+
+    def enough() -> MptcpInfo | None:
+        info = mptcp_info(sock)
+        return info if info.subflows + 1 >= count else None
+
+    return wait_until(enough, timeout, f"{count} subflows on the MPTCP connection")

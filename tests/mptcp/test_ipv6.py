@@ -1,0 +1,34 @@
+"""MPTCP over IPv6, and one connection that mixes IPv4 and IPv6 subflows."""
+
+import socket
+
+from harness import traffic
+from harness.mptcp.sockets import wait_subflows
+
+MB = 1_000_000
+
+
+def test_ipv6_connection_is_mptcp_and_intact(topology):
+    topo = topology("dual-stack")
+    server_v6 = topo.addresses("server", 6)[0]
+    result = traffic.transfer(topo.ns("client"), topo.ns("server"), server_v6, nbytes=10 * MB)
+    assert result.intact and result.sent.is_mptcp and result.received.is_mptcp
+    (addrs,) = result.sent.addrs
+    assert addrs.remote == (server_v6, addrs.remote[1])
+    assert ":" in addrs.local[0]
+
+
+def test_ipv4_mapped_connection_on_an_ipv6_socket_adds_an_ipv6_subflow(topology):
+    topo = topology("dual-stack")
+    client, server = topo.ns("client"), topo.ns("server")
+    server_v4, server_v6 = topo.addresses("server", 4)[0], topo.addresses("server", 6)[0]
+    mapped = f"::ffff:{server_v4}"
+    with traffic.Sink(server, "::") as sink, \
+            traffic.connect(client, mapped, sink.port, family=socket.AF_INET6) as sock:
+        wait_subflows(sock, 2)
+        sent = traffic.send_stream(sock, nbytes=10 * MB)
+        end = traffic.finish(sock, traffic.protocol("mptcp"), sent)
+    assert sink.result().sha256 == end.sha256
+    remotes = {a.remote[0] for a in end.addrs}
+    assert remotes == {f"::ffff:{server_v4}", server_v6} or remotes == {server_v4, server_v6}
+    assert all(sub.bytes_acked > 0 for sub in end.subflows)

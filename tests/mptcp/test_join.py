@@ -1,0 +1,100 @@
+"""MP_JOIN: additional subflows from in-kernel PM endpoints, their flags, limits and removal."""
+
+from harness import traffic
+from harness.mptcp.sockets import mptcp_info, wait_subflows
+from harness.wait import wait_until
+
+MB = 1_000_000
+
+
+def client_subflow_endpoint(pm, topo):
+    (endpoint,) = [e for e in pm(topo.ns("client")).endpoints() if "subflow" in e.flags]
+    return endpoint
+
+
+def test_subflow_endpoint_joins_and_both_subflows_carry_data(topology, mib):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    before_client, before_server = mib(client), mib(server)
+    result = traffic.transfer(client, server, topo.addresses("server", 4)[0], nbytes=20 * MB,
+                              subflows=2)
+    assert result.intact
+    info = result.sent.info
+    assert (info.subflows, info.subflows_total) == (1, 2)
+    assert {a.local[0] for a in result.sent.addrs} == set(topo.addresses("client", 4))
+    assert {a.remote[0] for a in result.sent.addrs} <= set(topo.addresses("server", 4))
+    for sub in result.sent.subflows:
+        assert sub.bytes_acked > 1 * MB, f"a subflow carried only {sub.bytes_acked} bytes"
+    client_moved, server_moved = before_client.delta(mib(client)), before_server.delta(mib(server))
+    assert client_moved.get("MPJoinSynTx") == 1 and client_moved.get("MPJoinSynAckRx") == 1
+    assert server_moved.get("MPJoinSynRx") == 1 and server_moved.get("MPJoinAckRx") == 1
+
+
+def test_subflow_limit_zero_prevents_the_join(topology, pm, mib):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    pm(client).set_limits(subflows=0)
+    before = mib(client)
+    result = traffic.transfer(client, server, topo.addresses("server", 4)[0], nbytes=2 * MB)
+    assert result.intact
+    assert (result.sent.info.subflows, result.sent.info.subflows_max) == (0, 0)
+    assert "MPJoinSynTx" not in before.delta(mib(client))
+
+
+def test_backup_endpoint_joins_as_backup_and_stays_idle(topology, pm, mib):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    endpoint = client_subflow_endpoint(pm, topo)
+    pm(client).set_endpoint_flags(endpoint.id, {"backup"})
+    before = mib(server)
+    result = traffic.transfer(client, server, topo.addresses("server", 4)[0], nbytes=10 * MB,
+                              subflows=2)
+    assert result.intact
+    assert before.delta(mib(server)).get("MPJoinSynBackupRx") == 1
+    backup = next(sub for sub, addrs in zip(result.sent.subflows, result.sent.addrs, strict=True)
+                  if addrs.local[0] == endpoint.addr)
+    assert backup.bytes_acked < 0.05 * 10 * MB, f"backup subflow sent {backup.bytes_acked} bytes"
+
+
+def test_marking_an_endpoint_backup_mid_connection_sends_mp_prio(topology, pm, mib):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 4)[0]
+    endpoint = client_subflow_endpoint(pm, topo)
+    with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        wait_subflows(sock, 2)
+        before_client, before_server = mib(client), mib(server)
+        pm(client).set_endpoint_flags(endpoint.id, {"backup"})
+        wait_until(lambda: before_server.delta(mib(server)).get("MPPrioRx"), 5,
+                   "MP_PRIO at the server")
+        assert before_client.delta(mib(client)).get("MPPrioTx") == 1
+        sent = traffic.send_stream(sock, nbytes=MB)
+        traffic.finish(sock, traffic.protocol("mptcp"), sent)
+    assert sink.result().sha256 == sent[1]
+
+
+def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm, mib):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 4)[0]
+    endpoint = client_subflow_endpoint(pm, topo)
+    with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        wait_subflows(sock, 2)
+        first = traffic.send_stream(sock, nbytes=MB, seed=1)
+        before = mib(client)
+        pm(client).del_endpoint(endpoint.id)
+        wait_until(lambda: mptcp_info(sock).subflows == 0, 5, "the subflow to be removed")
+        assert before.delta(mib(client)).get("RmSubflow") == 1
+        second = traffic.send_stream(sock, nbytes=MB, seed=2)
+        end = traffic.finish(sock, traffic.protocol("mptcp"), second)
+    received = sink.result()
+    assert received.nbytes == first[0] + second[0] == 2 * MB
+    assert end.info.subflows == 0
+
+
+def test_join_through_a_router(topology):
+    topo = topology("routed")
+    result = traffic.transfer(topo.ns("client"), topo.ns("server"),
+                              topo.addresses("server", 4)[0], nbytes=10 * MB, subflows=2)
+    assert result.intact and result.sent.info.subflows_total == 2
+    assert len({a.local[0] for a in result.sent.addrs}) == 2
