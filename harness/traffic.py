@@ -192,44 +192,51 @@ def connect(ns: str | None, addr: str, port: int, proto: str = "mptcp",
     return sock
 
 
-def send_stream(sock: socket.socket, nbytes: int | None = None, seconds: float | None = None,
-                seed: int = 0, on_progress: Callable[[int], None] | None = None
-                ) -> tuple[int, str, float]:
-    """Send nbytes (or for `seconds`) of seeded pseudo-random data; return (bytes, sha256, s).
+class Sender:
+    """Sends seeded pseudo-random data on a connected socket and hashes all of it.
 
-    on_progress(bytes_sent_so_far) is called after every chunk, e.g. to change paths mid-way.
+    send() may be called several times (e.g. before and after a path change); finish()
+    describes the socket once everything is acked, half-closes and waits for the peer.
     """
-    if (nbytes is None) == (seconds is None):
-        raise TrafficError("give exactly one of nbytes or seconds")
-    rng, digest, sent = random.Random(seed), hashlib.sha256(), 0
-    start = time.monotonic()
-    deadline = start + seconds if seconds is not None else None
-    while (nbytes is None or sent < nbytes) and (deadline is None or time.monotonic() < deadline):
-        size = CHUNK if nbytes is None else min(CHUNK, nbytes - sent)
-        chunk = rng.randbytes(size)
-        sock.sendall(chunk)
-        digest.update(chunk)
-        sent += size
-        if on_progress is not None:
-            on_progress(sent)
-    return sent, digest.hexdigest(), time.monotonic() - start
 
+    def __init__(self, sock: socket.socket, proto: str = "mptcp", seed: int = 0):
+        self.sock, self.proto = sock, protocol(proto)
+        self._rng, self._digest = random.Random(seed), hashlib.sha256()
+        self.nbytes, self.seconds = 0, 0.0
 
-def finish(sock: socket.socket, proto: int, result: tuple[int, str, float]) -> Endpoint:
-    """Describe the socket once all data is acked, then half-close and wait for the peer's close.
+    def send(self, nbytes: int | None = None, seconds: float | None = None,
+             on_progress: Callable[[int], None] | None = None) -> int:
+        """Send nbytes (or for `seconds`); on_progress(total sent) runs after every chunk."""
+        if (nbytes is None) == (seconds is None):
+            raise TrafficError("give exactly one of nbytes or seconds")
+        start, sent = time.monotonic(), 0
+        deadline = start + seconds if seconds is not None else None
+        while (nbytes is None or sent < nbytes) and (deadline is None
+                                                     or time.monotonic() < deadline):
+            chunk = self._rng.randbytes(CHUNK if nbytes is None else min(CHUNK, nbytes - sent))
+            self.sock.sendall(chunk)
+            self._digest.update(chunk)
+            sent += len(chunk)
+            self.nbytes += len(chunk)
+            if on_progress is not None:
+                on_progress(self.nbytes)
+        self.seconds += time.monotonic() - start
+        return sent
 
-    The kernel view is taken before the close starts tearing subflows down, so it shows every
-    subflow that carried data.
-    """
-    view = _kernel_view(sock, proto)
-    if view[0]:
-        wait_all_acked(sock)
-        view = _kernel_view(sock, proto)
-    sock.shutdown(socket.SHUT_WR)
-    while sock.recv(CHUNK):
-        pass
-    nbytes, sha, seconds = result
-    return Endpoint(nbytes, sha, seconds, *view)
+    def finish(self) -> Endpoint:
+        """Describe the socket once all data is acked, then half-close and wait for the peer.
+
+        The kernel view is taken before the close starts tearing subflows down, so it shows
+        every subflow that carried data.
+        """
+        view = _kernel_view(self.sock, self.proto)
+        if view[0]:
+            wait_all_acked(self.sock)
+            view = _kernel_view(self.sock, self.proto)
+        self.sock.shutdown(socket.SHUT_WR)
+        while self.sock.recv(CHUNK):
+            pass
+        return Endpoint(self.nbytes, self._digest.hexdigest(), self.seconds, *view)
 
 
 def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
@@ -243,14 +250,18 @@ def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
     proto is the client's protocol, server_proto the server's (default: the same), so that a
     transfer from an MPTCP client to a plain TCP server tests fallback. listen_addr is where the
     sink binds (default server_addr; "::" or "0.0.0.0" to accept on every address). With
-    subflows=N the data starts only once the connection has N subflows in all.
+    subflows=N all but the first chunk of data waits until the connection has N subflows.
     """
-    with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink:
-        with connect(client_ns, server_addr, sink.port, proto, bind=bind) as sock:
-            if subflows > 1:
-                wait_subflows(sock, subflows)
-            if on_connected is not None:
-                on_connected(sock)
-            sent = send_stream(sock, nbytes, seconds, on_progress=on_progress)
-            client = finish(sock, protocol(proto), sent)
+    with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink, \
+            connect(client_ns, server_addr, sink.port, proto, bind=bind) as sock:
+        if on_connected is not None:
+            on_connected(sock)
+        sender = Sender(sock, proto)
+        if subflows > 1:
+            # the client's PM acts once the connection is fully established, which takes data
+            sender.send(nbytes=min(CHUNK, nbytes) if nbytes is not None else CHUNK)
+            wait_subflows(sock, subflows)
+        remaining = nbytes - sender.nbytes if nbytes is not None else None
+        sender.send(remaining, seconds, on_progress=on_progress)
+        client = sender.finish()
         return Transfer(client, sink.result())

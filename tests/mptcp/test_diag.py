@@ -2,7 +2,6 @@
 
 from harness import traffic
 from harness.mptcp import diag
-from harness.mptcp.constants import IPPROTO_MPTCP
 from harness.mptcp.sockets import (
     full_info,
     mptcp_info,
@@ -61,13 +60,15 @@ def test_full_info_agrees_with_the_separate_queries(topology):
     topo = topology("two-paths")
     client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
     with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        sender = traffic.Sender(sock)
+        sender.send(nbytes=MB)  # the client's PM adds subflows once data made it established
         wait_subflows(sock, 2)
-        sent = traffic.send_stream(sock, nbytes=4 * MB)
+        sender.send(nbytes=4 * MB)
         traffic.wait_all_acked(sock)
         full, info = full_info(sock), mptcp_info(sock)
         addrs, tcp = subflow_addrs(sock), subflow_tcp_info(sock)
-        traffic.finish(sock, IPPROTO_MPTCP, sent)
-    assert sink.result().sha256 == sent[1]
+        end = sender.finish()
+    assert sink.result().sha256 == end.sha256
     assert full.mptcp.token == info.token and full.mptcp.bytes_acked == info.bytes_acked
     assert full.num_subflows == info.subflows_total == len(full.subflows) == 2
     assert [(s.local, s.remote) for s in full.subflows] == [(a.local, a.remote) for a in addrs]

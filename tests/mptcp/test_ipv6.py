@@ -25,9 +25,11 @@ def test_ipv4_mapped_connection_on_an_ipv6_socket_adds_an_ipv6_subflow(topology)
     mapped = f"::ffff:{server_v4}"
     with traffic.Sink(server, "::") as sink, \
             traffic.connect(client, mapped, sink.port, family=socket.AF_INET6) as sock:
+        sender = traffic.Sender(sock)
+        sender.send(nbytes=MB)
         wait_subflows(sock, 2)
-        sent = traffic.send_stream(sock, nbytes=10 * MB)
-        end = traffic.finish(sock, traffic.protocol("mptcp"), sent)
+        sender.send(nbytes=9 * MB)
+        end = sender.finish()
     assert sink.result().sha256 == end.sha256
     remotes = {a.remote[0] for a in end.addrs}
     assert remotes == {f"::ffff:{server_v4}", server_v6} or remotes == {server_v4, server_v6}

@@ -62,15 +62,17 @@ def test_marking_an_endpoint_backup_mid_connection_sends_mp_prio(topology, pm, m
     addr = topo.addresses("server", 4)[0]
     endpoint = client_subflow_endpoint(pm, topo)
     with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        sender = traffic.Sender(sock)
+        sender.send(nbytes=MB)
         wait_subflows(sock, 2)
         before_client, before_server = mib(client), mib(server)
         pm(client).set_endpoint_flags(endpoint.id, {"backup"})
         wait_until(lambda: before_server.delta(mib(server)).get("MPPrioRx"), 5,
                    "MP_PRIO at the server")
         assert before_client.delta(mib(client)).get("MPPrioTx") == 1
-        sent = traffic.send_stream(sock, nbytes=MB)
-        traffic.finish(sock, traffic.protocol("mptcp"), sent)
-    assert sink.result().sha256 == sent[1]
+        sender.send(nbytes=MB)
+        end = sender.finish()
+    assert sink.result().sha256 == end.sha256
 
 
 def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm, mib):
@@ -79,16 +81,18 @@ def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm,
     addr = topo.addresses("server", 4)[0]
     endpoint = client_subflow_endpoint(pm, topo)
     with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        sender = traffic.Sender(sock)
+        sender.send(nbytes=MB)
         wait_subflows(sock, 2)
-        first = traffic.send_stream(sock, nbytes=MB, seed=1)
+        sender.send(nbytes=MB)
         before = mib(client)
         pm(client).del_endpoint(endpoint.id)
         wait_until(lambda: mptcp_info(sock).subflows == 0, 5, "the subflow to be removed")
         assert before.delta(mib(client)).get("RmSubflow") == 1
-        second = traffic.send_stream(sock, nbytes=MB, seed=2)
-        end = traffic.finish(sock, traffic.protocol("mptcp"), second)
+        sender.send(nbytes=MB)
+        end = sender.finish()
     received = sink.result()
-    assert received.nbytes == first[0] + second[0] == 2 * MB
+    assert received.nbytes == 3 * MB and received.sha256 == end.sha256
     assert end.info.subflows == 0
 
 
