@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from harness.errors import HarnessError
 from harness.mptcp import netlink as nl
 from harness.mptcp.constants import (
     MPTCP_PM_ADDR_FLAG_BACKUP,
@@ -19,7 +20,6 @@ from harness.mptcp.constants import (
     MPTCP_PM_ADDR_FLAG_SIGNAL,
     MPTCP_PM_ADDR_FLAG_SUBFLOW,
 )
-from harness.errors import HarnessError
 from harness.netns import entered
 
 MPTCP_PM_NAME, MPTCP_PM_VER = "mptcp_pm", 1
