@@ -7,6 +7,14 @@ MB = 1_000_000
 USERSPACE_PM = {"net.mptcp.pm_type": 1}
 
 
+def established_client(events, sender, sport):
+    """Send a first chunk (a client is fully established once data is acked); its token."""
+    created = events.wait_for("created", sport=sport)
+    sender.send(nbytes=MB)
+    events.wait_for("established", token=created.token)
+    return created
+
+
 def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topology, pm, pm_events):
     topo = topology("two-paths", client=USERSPACE_PM)
     client, server = topo.ns("client"), topo.ns("server")
@@ -15,23 +23,23 @@ def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topolog
     events = pm_events(client)
     with traffic.Sink(server, "0.0.0.0") as sink, \
             traffic.connect(client, remote_1, sink.port) as sock:
-        created = events.wait_for("created")
-        established = events.wait_for("established", token=created.token)
-        assert (created.saddr, created.sport) == tuple(sock.getsockname())
-        assert (established.daddr, established.dport) == (remote_1, sink.port)
-        token = created.token
+        sender = traffic.Sender(sock)
+        created = established_client(events, sender, sock.getsockname()[1])
+        assert (created.saddr, created.daddr, created.dport) == (local_1, remote_1, sink.port)
+        assert wait_subflows(sock, 1).subflows == 0, "the userspace PM must not join by itself"
 
-        pm(client).subflow_create(token, local_addr=local_2, local_id=23,
+        pm(client).subflow_create(created.token, local_addr=local_2, local_id=23,
                                   remote_addr=remote_2, remote_port=sink.port)
-        joined = events.wait_for("sub_established", token=token)
-        assert (joined.saddr, joined.daddr, joined.dport) == (local_2, remote_2, sink.port)
+        joined = events.wait_for("sub_established", token=created.token)
+        assert (joined.saddr, joined.daddr, joined.dport, joined.loc_id) == \
+            (local_2, remote_2, sink.port, 23)
         wait_subflows(sock, 2)
-        sent = traffic.send_stream(sock, nbytes=10 * MB)
-        end = traffic.finish(sock, traffic.protocol("mptcp"), sent)
+        sender.send(nbytes=10 * MB)
+        end = sender.finish()
     assert sink.result().sha256 == end.sha256
     assert {a.local[0] for a in end.addrs} == {local_1, local_2}
     assert all(sub.bytes_acked > MB for sub in end.subflows)
-    events.wait_for("closed", token=token)
+    events.wait_for("closed", token=created.token)
 
 
 def test_userspace_pm_destroys_the_subflow_it_made(topology, pm, pm_events):
@@ -41,7 +49,8 @@ def test_userspace_pm_destroys_the_subflow_it_made(topology, pm, pm_events):
     events = pm_events(client)
     with traffic.Sink(server, "0.0.0.0") as sink, \
             traffic.connect(client, remote_1, sink.port) as sock:
-        token = events.wait_for("established").token
+        sender = traffic.Sender(sock)
+        token = established_client(events, sender, sock.getsockname()[1]).token
         pm(client).subflow_create(token, local_addr=local_2, local_id=23,
                                   remote_addr=remote_2, remote_port=sink.port)
         joined = events.wait_for("sub_established", token=token)
@@ -49,8 +58,8 @@ def test_userspace_pm_destroys_the_subflow_it_made(topology, pm, pm_events):
                                    remote_addr=remote_2, remote_port=sink.port)
         closed = events.wait_for("sub_closed", token=token)
         assert (closed.saddr, closed.sport) == (local_2, joined.sport)
-        sent = traffic.send_stream(sock, nbytes=MB)
-        end = traffic.finish(sock, traffic.protocol("mptcp"), sent)
+        sender.send(nbytes=MB)
+        end = sender.finish()
     assert end.info.subflows == 0 and sink.result().sha256 == end.sha256
 
 
@@ -62,14 +71,16 @@ def test_userspace_pm_announce_and_remove_reach_the_peer(topology, pm, pm_events
     before = mib(client)
     with traffic.Sink(server, "0.0.0.0") as sink, \
             traffic.connect(client, remote_1, sink.port) as sock:
-        token = server_events.wait_for("established").token
+        sender = traffic.Sender(sock)
+        token = server_events.wait_for("established").token  # the server's: at the third ACK
         pm(server).announce(token, remote_2, id=7)
         announced = client_events.wait_for("announced")
         assert (announced.daddr, announced.rem_id) == (remote_2, 7)
         pm(server).remove(token, id=7)
         removed = client_events.wait_for("removed", token=announced.token)
         assert removed.rem_id == 7
-        sent = traffic.send_stream(sock, nbytes=MB)
-        traffic.finish(sock, traffic.protocol("mptcp"), sent)
+        sender.send(nbytes=MB)
+        end = sender.finish()
+    assert sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
     assert moved.get("AddAddr") == 1 and moved.get("RmAddr") == 1
