@@ -31,6 +31,7 @@ from harness.mptcp.structs import (
 )
 from harness.netns import entered
 
+TCP_ESTABLISHED = 1
 MAX_SUBFLOWS = 16  # more than the kernel's limit of 8 additional subflows
 _SUBFLOW_DATA = struct.Struct("=4I")  # struct mptcp_subflow_data (16 bytes, aligned 8)
 _FULL_INFO_HEAD = struct.Struct("=6I2Q")  # struct mptcp_full_info up to mptcp_info
@@ -108,11 +109,14 @@ def full_info(sock: socket.socket) -> FullInfo:
 
 
 def wait_subflows(sock: socket.socket, count: int, timeout: float = 10.0) -> MptcpInfo:
-    """Wait until the connection has `count` subflows in all (the initial one included)."""
+    """Wait until `count` subflows (the initial one included) are in TCP_ESTABLISHED.
+
+    Counting MPTCP_INFO's subflows is not enough: a joining subflow is counted from its SYN.
+    """
     from harness.wait import wait_until
 
     def enough() -> MptcpInfo | None:
-        info = mptcp_info(sock)
-        return info if info.subflows + 1 >= count else None
+        established = sum(1 for tcp in subflow_tcp_info(sock) if tcp.state == TCP_ESTABLISHED)
+        return mptcp_info(sock) if established >= count else None
 
-    return wait_until(enough, timeout, f"{count} subflows on the MPTCP connection")
+    return wait_until(enough, timeout, f"{count} established subflows on the MPTCP connection")

@@ -65,6 +65,7 @@ def test_marking_an_endpoint_backup_mid_connection_sends_mp_prio(topology, pm, m
         sender = traffic.Sender(sock)
         sender.send(nbytes=MB)
         wait_subflows(sock, 2)
+        sender.send(nbytes=MB)  # data over the join: both ends consider it fully established
         before_client, before_server = mib(client), mib(server)
         pm(client).set_endpoint_flags(endpoint.id, {"backup"})
         wait_until(lambda: before_server.delta(mib(server)).get("MPPrioRx"), 5,
