@@ -213,6 +213,10 @@ class GenlSocket:
                         raise NetlinkError(what, err, extack)
                     return replies
                 if kind == NLMSG_DONE:
+                    # a dump that fails part way ends with NLMSG_DONE carrying -errno
+                    err, extack = parse_error(body, mflags) if len(body) >= 4 else (0, None)
+                    if err:
+                        raise NetlinkError(what, err, extack)
                     return replies
                 replies.append(body[GENLMSGHDR.size:])
 
