@@ -144,6 +144,17 @@ def parse_error(payload: bytes, flags: int) -> tuple[int, str | None]:
     return err, extack
 
 
+def parse_done(payload: bytes, flags: int) -> tuple[int, str | None]:
+    """(errno, extack message) of an NLMSG_DONE: TLVs follow the int, no request is echoed."""
+    if len(payload) < 4:
+        return 0, None
+    err = -struct.unpack_from("=i", payload)[0]
+    extack = None
+    if flags & NLM_F_ACK_TLVS:
+        extack = cstr(parse_attrs(payload[4:]).get(NLMSGERR_ATTR_MSG, b"")) or None
+    return err, extack
+
+
 def split_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """(type, flags, seq, payload) of each netlink message in one datagram."""
     pos = 0
@@ -214,7 +225,7 @@ class GenlSocket:
                     return replies
                 if kind == NLMSG_DONE:
                     # a dump that fails part way ends with NLMSG_DONE carrying -errno
-                    err, extack = parse_error(body, mflags) if len(body) >= 4 else (0, None)
+                    err, extack = parse_done(body, mflags)
                     if err:
                         raise NetlinkError(what, err, extack)
                     return replies
