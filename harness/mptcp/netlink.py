@@ -234,7 +234,7 @@ class GenlSocket:
     def _recv(self, what: str) -> bytes:
         ready, _, _ = select.select([self._sock], [], [], self.timeout)
         if not ready:
-            raise NetlinkError(what, errno.ETIMEDOUT, f"no answer within {self.timeout:g} s")
+            raise NetlinkError(f"{what} (no answer within {self.timeout:g} s)", errno.ETIMEDOUT)
         return self._sock.recv(1 << 16)
 
     def subscribe(self, group: str) -> None:

@@ -44,6 +44,8 @@ FLAG_BITS = {
 
 
 def flags_to_bits(flags) -> int:
+    if isinstance(flags, str):
+        raise TypeError(f"endpoint flags are a collection of names, e.g. {{{flags!r}}}")
     bits = 0
     for name in flags:
         if name not in FLAG_BITS:
@@ -53,7 +55,11 @@ def flags_to_bits(flags) -> int:
 
 
 def bits_to_flags(bits: int) -> frozenset[str]:
-    return frozenset(name for name, bit in FLAG_BITS.items() if bits & bit)
+    """Flag names of a bit mask; bits this code does not know (newer kernels) stay as hex."""
+    known = {name for name, bit in FLAG_BITS.items() if bits & bit}
+    unknown = {f"{1 << i:#x}" for i in range(32)
+               if bits & (1 << i) and not (1 << i) & sum(FLAG_BITS.values())}
+    return frozenset(known | unknown)
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class PathManager:
                  encode_address(ATTR_ADDR, addr, id, port, flags_to_bits(flags), ifindex))
         matches = [e for e in self.endpoints()
                    if e.addr == str(ipaddress.ip_address(addr)) and e.port == (port or 0)]
+        if not matches:
+            raise HarnessError(f"mptcp_pm accepted endpoint {addr} but does not list it")
         return matches[0]
 
     def del_endpoint(self, id: int) -> None:

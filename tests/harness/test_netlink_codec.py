@@ -7,7 +7,13 @@ import pytest
 
 from harness.mptcp import netlink as nl
 from harness.mptcp.events import EventKind, decode_event
-from harness.mptcp.pm import ATTR_ADDR, decode_endpoint, encode_address, flags_to_bits
+from harness.mptcp.pm import (
+    ATTR_ADDR,
+    bits_to_flags,
+    decode_endpoint,
+    encode_address,
+    flags_to_bits,
+)
 
 
 def test_attribute_padding_and_round_trip():
@@ -41,6 +47,12 @@ def test_endpoint_address_encoding_round_trip():
 def test_unknown_endpoint_flag_is_named():
     with pytest.raises(ValueError, match="'sigal'"):
         flags_to_bits({"sigal"})
+    with pytest.raises(TypeError, match="collection"):
+        flags_to_bits("signal")
+
+
+def test_flag_bits_of_newer_kernels_are_kept():
+    assert bits_to_flags(0b100010) == {"subflow", "0x20"}
 
 
 def test_error_with_extack_message_is_decoded():
