@@ -17,7 +17,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
@@ -239,29 +240,49 @@ class Sender:
         return Endpoint(self.nbytes, self._digest.hexdigest(), self.seconds, *view)
 
 
-def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
-             nbytes: int | None = None, seconds: float | None = None, proto: str = "mptcp",
-             server_proto: str | None = None, bind: str | None = None,
-             listen_addr: str | None = None, subflows: int = 1,
-             on_connected: Callable[[socket.socket], None] | None = None,
-             on_progress: Callable[[int], None] | None = None) -> Transfer:
-    """One verified transfer from client_ns to a fresh sink at server_addr in server_ns.
+@dataclass(frozen=True)
+class Session:
+    """A live connection from `session()`: the sink, the client socket and its Sender."""
 
-    proto is the client's protocol, server_proto the server's (default: the same), so that a
-    transfer from an MPTCP client to a plain TCP server tests fallback. listen_addr is where the
-    sink binds (default server_addr; "::" or "0.0.0.0" to accept on every address). With
-    subflows=N all but the first chunk of data waits until the connection has N subflows.
+    sink: Sink
+    sock: socket.socket
+    sender: Sender
+
+
+@contextmanager
+def session(client_ns: str | None, server_ns: str | None, server_addr: str,
+            proto: str = "mptcp", server_proto: str | None = None, bind: str | None = None,
+            listen_addr: str | None = None, family: int | None = None,
+            subflows: int = 1) -> Iterator[Session]:
+    """A connection to a fresh sink, for tests that act on it between sends.
+
+    proto is the client's protocol, server_proto the server's (default: the same), so that an
+    MPTCP client against a plain TCP server tests fallback. listen_addr is where the sink binds
+    (default server_addr; "::" or "0.0.0.0" to accept joins on every address). With subflows=N
+    a first chunk is sent (the client's PM acts only once data made the connection fully
+    established) and the session starts when N subflows are established.
     """
     with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink, \
-            connect(client_ns, server_addr, sink.port, proto, bind=bind) as sock:
-        if on_connected is not None:
-            on_connected(sock)
+            connect(client_ns, server_addr, sink.port, proto, bind=bind, family=family) as sock:
         sender = Sender(sock, proto)
         if subflows > 1:
-            # the client's PM acts once the connection is fully established, which takes data
-            sender.send(nbytes=min(CHUNK, nbytes) if nbytes is not None else CHUNK)
+            sender.send(nbytes=CHUNK)
             wait_subflows(sock, subflows)
-        remaining = nbytes - sender.nbytes if nbytes is not None else None
-        sender.send(remaining, seconds, on_progress=on_progress)
-        client = sender.finish()
-        return Transfer(client, sink.result())
+        yield Session(sink, sock, sender)
+
+
+def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
+             nbytes: int | None = None, seconds: float | None = None,
+             on_connected: Callable[[socket.socket], None] | None = None,
+             on_progress: Callable[[int], None] | None = None, **options) -> Transfer:
+    """One verified transfer of nbytes (or for `seconds`) over a new `session(**options)`.
+
+    on_connected(sock) runs once the session is up; on_progress(bytes sent) after each chunk.
+    """
+    with session(client_ns, server_ns, server_addr, **options) as live:
+        if on_connected is not None:
+            on_connected(live.sock)
+        remaining = max(0, nbytes - live.sender.nbytes) if nbytes is not None else None
+        live.sender.send(remaining, seconds, on_progress=on_progress)
+        client = live.sender.finish()
+        return Transfer(client, live.sink.result())

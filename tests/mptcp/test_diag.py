@@ -7,7 +7,6 @@ from harness.mptcp.sockets import (
     mptcp_info,
     subflow_addrs,
     subflow_tcp_info,
-    wait_subflows,
 )
 from harness.run import run
 
@@ -59,16 +58,13 @@ def test_diag_lists_listeners_on_request(topology):
 def test_full_info_agrees_with_the_separate_queries(topology):
     topo = topology("two-paths")
     client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
-    with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=MB)  # the client's PM adds subflows once data made it established
-        wait_subflows(sock, 2)
-        sender.send(nbytes=4 * MB)
-        traffic.wait_all_acked(sock)
-        full, info = full_info(sock), mptcp_info(sock)
-        addrs, tcp = subflow_addrs(sock), subflow_tcp_info(sock)
-        end = sender.finish()
-    assert sink.result().sha256 == end.sha256
+    with traffic.session(client, server, addr, subflows=2) as live:
+        live.sender.send(nbytes=4 * MB)
+        traffic.wait_all_acked(live.sock)
+        full, info = full_info(live.sock), mptcp_info(live.sock)
+        addrs, tcp = subflow_addrs(live.sock), subflow_tcp_info(live.sock)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
     assert full.mptcp.token == info.token and full.mptcp.bytes_acked == info.bytes_acked
     assert full.num_subflows == info.subflows_total == len(full.subflows) == 2
     assert [(s.local, s.remote) for s in full.subflows] == [(a.local, a.remote) for a in addrs]

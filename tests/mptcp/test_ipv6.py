@@ -4,7 +4,6 @@ import ipaddress
 import socket
 
 from harness import traffic
-from harness.mptcp.sockets import wait_subflows
 
 MB = 1_000_000
 
@@ -25,14 +24,11 @@ def test_ipv4_mapped_connection_on_an_ipv6_socket_adds_an_ipv6_subflow(topology)
     server_v4 = topo.addresses("server", 4)[0]
     (signalled_v6,) = [e.addr for e in topo.spec.hosts["server"].mptcp.endpoints]
     mapped = f"::ffff:{server_v4}"
-    with traffic.Sink(server, "::") as sink, \
-            traffic.connect(client, mapped, sink.port, family=socket.AF_INET6) as sock:
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=MB)
-        wait_subflows(sock, 2)
-        sender.send(nbytes=9 * MB)
-        end = sender.finish()
-    assert sink.result().sha256 == end.sha256
+    with traffic.session(client, server, mapped, listen_addr="::", family=socket.AF_INET6,
+                         subflows=2) as live:
+        live.sender.send(nbytes=10 * MB)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
     remotes = {ipaddress.ip_address(a.remote[0]) for a in end.addrs}
     assert remotes == {ipaddress.ip_address(mapped), ipaddress.ip_address(signalled_v6)}
     assert all(sub.bytes_acked > 0 for sub in end.subflows)

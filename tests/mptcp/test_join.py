@@ -1,7 +1,7 @@
 """MP_JOIN: additional subflows from in-kernel PM endpoints, their flags, limits and removal."""
 
 from harness import traffic
-from harness.mptcp.sockets import mptcp_info, wait_subflows
+from harness.mptcp.sockets import mptcp_info
 from harness.wait import wait_until
 
 MB = 1_000_000
@@ -61,19 +61,16 @@ def test_marking_an_endpoint_backup_mid_connection_sends_mp_prio(topology, pm, m
     client, server = topo.ns("client"), topo.ns("server")
     addr = topo.addresses("server", 4)[0]
     endpoint = client_subflow_endpoint(pm, topo)
-    with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=MB)
-        wait_subflows(sock, 2)
-        sender.send(nbytes=MB)  # data over the join: both ends consider it fully established
+    with traffic.session(client, server, addr, subflows=2) as live:
+        live.sender.send(nbytes=MB)  # data over the join: both ends consider it established
         before_client, before_server = mib(client), mib(server)
         pm(client).set_endpoint_flags(endpoint.id, {"backup"})
         wait_until(lambda: before_server.delta(mib(server)).get("MPPrioRx"), 5,
                    "MP_PRIO at the server")
         assert before_client.delta(mib(client)).get("MPPrioTx") == 1
-        sender.send(nbytes=MB)
-        end = sender.finish()
-    assert sink.result().sha256 == end.sha256
+        live.sender.send(nbytes=MB)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
 
 
 def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm, mib):
@@ -81,19 +78,16 @@ def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm,
     client, server = topo.ns("client"), topo.ns("server")
     addr = topo.addresses("server", 4)[0]
     endpoint = client_subflow_endpoint(pm, topo)
-    with traffic.Sink(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=MB)
-        wait_subflows(sock, 2)
-        sender.send(nbytes=MB)
+    with traffic.session(client, server, addr, subflows=2) as live:
+        live.sender.send(nbytes=MB)
         before = mib(client)
         pm(client).del_endpoint(endpoint.id)
-        wait_until(lambda: mptcp_info(sock).subflows == 0, 5, "the subflow to be removed")
+        wait_until(lambda: mptcp_info(live.sock).subflows == 0, 5, "the subflow to be removed")
         assert before.delta(mib(client)).get("RmSubflow") == 1
-        sender.send(nbytes=MB)
-        end = sender.finish()
-    received = sink.result()
-    assert received.nbytes == 3 * MB and received.sha256 == end.sha256
+        live.sender.send(nbytes=MB)
+        end = live.sender.finish()
+    received = live.sink.result()
+    assert received.nbytes == end.nbytes and received.sha256 == end.sha256
     assert end.info.subflows == 0
 
 

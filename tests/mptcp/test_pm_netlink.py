@@ -78,18 +78,16 @@ def test_kernel_errors_surface_with_errno_and_message(ns_with_addresses, pm, act
 
 def test_events_follow_a_connection(netns, pm_events):
     events = pm_events(netns)
-    with traffic.Sink(netns, "127.0.0.1") as sink, \
-            traffic.connect(netns, "127.0.0.1", sink.port) as sock:
-        sport = sock.getsockname()[1]
+    with traffic.session(netns, netns, "127.0.0.1") as live:
+        sink, sport = live.sink, live.sock.getsockname()[1]
         created = events.wait_for("created", sport=sport)
         server = events.wait_for("created", server_side=1)
         assert (created.dport, server.sport, server.dport) == (sink.port, sink.port, sport)
         events.wait_for("established", token=server.token)  # at the third ACK
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=100_000)  # the client is fully established only once data is acked
+        live.sender.send(nbytes=100_000)  # a client is fully established once data is acked
         established = events.wait_for("established", token=created.token)
         assert established.saddr == "127.0.0.1"
-        sender.finish()
+        live.sender.finish()
     events.wait_for("closed", token=created.token)
     events.wait_for("closed", token=server.token)
     listener = events.wait_for("listener_created", sport=sink.port)

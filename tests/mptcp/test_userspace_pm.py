@@ -1,7 +1,7 @@
 """The userspace path manager (net.mptcp.pm_type=1): subflows and announces on command, events."""
 
 from harness import traffic
-from harness.mptcp.sockets import wait_subflows
+from harness.mptcp.sockets import mptcp_info, wait_subflows
 
 MB = 1_000_000
 USERSPACE_PM = {"net.mptcp.pm_type": 1}
@@ -21,22 +21,21 @@ def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topolog
     (local_1, local_2), (remote_1, remote_2) = (topo.addresses("client", 4)[:2],
                                                 topo.addresses("server", 4)[:2])
     events = pm_events(client)
-    with traffic.Sink(server, "0.0.0.0") as sink, \
-            traffic.connect(client, remote_1, sink.port) as sock:
-        sender = traffic.Sender(sock)
-        created = established_client(events, sender, sock.getsockname()[1])
-        assert (created.saddr, created.daddr, created.dport) == (local_1, remote_1, sink.port)
-        assert wait_subflows(sock, 1).subflows == 0, "the userspace PM must not join by itself"
+    with traffic.session(client, server, remote_1, listen_addr="0.0.0.0") as live:
+        port = live.sink.port
+        created = established_client(events, live.sender, live.sock.getsockname()[1])
+        assert (created.saddr, created.daddr, created.dport) == (local_1, remote_1, port)
+        assert mptcp_info(live.sock).subflows == 0, "the userspace PM must not join by itself"
 
         pm(client).subflow_create(created.token, local_addr=local_2, local_id=23,
-                                  remote_addr=remote_2, remote_port=sink.port)
+                                  remote_addr=remote_2, remote_port=port)
         joined = events.wait_for("sub_established", token=created.token)
         assert (joined.saddr, joined.daddr, joined.dport, joined.loc_id) == \
-            (local_2, remote_2, sink.port, 23)
-        wait_subflows(sock, 2)
-        sender.send(nbytes=10 * MB)
-        end = sender.finish()
-    assert sink.result().sha256 == end.sha256
+            (local_2, remote_2, port, 23)
+        wait_subflows(live.sock, 2)
+        live.sender.send(nbytes=10 * MB)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
     assert {a.local[0] for a in end.addrs} == {local_1, local_2}
     assert all(sub.bytes_acked > MB for sub in end.subflows)
     events.wait_for("closed", token=created.token)
@@ -47,20 +46,19 @@ def test_userspace_pm_destroys_the_subflow_it_made(topology, pm, pm_events):
     client, server = topo.ns("client"), topo.ns("server")
     local_2, (remote_1, remote_2) = topo.addresses("client", 4)[1], topo.addresses("server", 4)[:2]
     events = pm_events(client)
-    with traffic.Sink(server, "0.0.0.0") as sink, \
-            traffic.connect(client, remote_1, sink.port) as sock:
-        sender = traffic.Sender(sock)
-        token = established_client(events, sender, sock.getsockname()[1]).token
+    with traffic.session(client, server, remote_1, listen_addr="0.0.0.0") as live:
+        port = live.sink.port
+        token = established_client(events, live.sender, live.sock.getsockname()[1]).token
         pm(client).subflow_create(token, local_addr=local_2, local_id=23,
-                                  remote_addr=remote_2, remote_port=sink.port)
+                                  remote_addr=remote_2, remote_port=port)
         joined = events.wait_for("sub_established", token=token)
         pm(client).subflow_destroy(token, local_addr=local_2, local_port=joined.sport,
-                                   remote_addr=remote_2, remote_port=sink.port)
+                                   remote_addr=remote_2, remote_port=port)
         closed = events.wait_for("sub_closed", token=token)
         assert (closed.saddr, closed.sport) == (local_2, joined.sport)
-        sender.send(nbytes=MB)
-        end = sender.finish()
-    assert end.info.subflows == 0 and sink.result().sha256 == end.sha256
+        live.sender.send(nbytes=MB)
+        end = live.sender.finish()
+    assert end.info.subflows == 0 and live.sink.result().sha256 == end.sha256
 
 
 def test_userspace_pm_announce_and_remove_reach_the_peer(topology, pm, pm_events, mib):
@@ -69,9 +67,7 @@ def test_userspace_pm_announce_and_remove_reach_the_peer(topology, pm, pm_events
     remote_1, remote_2 = topo.addresses("server", 4)[:2]
     server_events, client_events = pm_events(server), pm_events(client)
     before = mib(client)
-    with traffic.Sink(server, "0.0.0.0") as sink, \
-            traffic.connect(client, remote_1, sink.port) as sock:
-        sender = traffic.Sender(sock)
+    with traffic.session(client, server, remote_1, listen_addr="0.0.0.0") as live:
         token = server_events.wait_for("established").token  # the server's: at the third ACK
         pm(server).announce(token, remote_2, id=7)
         announced = client_events.wait_for("announced")
@@ -79,8 +75,8 @@ def test_userspace_pm_announce_and_remove_reach_the_peer(topology, pm, pm_events
         pm(server).remove(token, id=7)
         removed = client_events.wait_for("removed", token=announced.token)
         assert removed.rem_id == 7
-        sender.send(nbytes=MB)
-        end = sender.finish()
-    assert sink.result().sha256 == end.sha256
+        live.sender.send(nbytes=MB)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
     assert moved.get("AddAddr") == 1 and moved.get("RmAddr") == 1
