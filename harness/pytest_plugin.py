@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import PROJECT_PREFIX, sysctl
+from harness import PROJECT_PREFIX
 from harness.capture import Capture
 from harness.mptcp import mib as mib_counters
 from harness.netns import NETNS_RUN_DIR
-from harness.run import run
 
 
 def require_root() -> None:
@@ -33,12 +32,6 @@ def require_mptcp() -> None:
         pytest.skip("the running kernel has no MPTCP (CONFIG_MPTCP)")
 
 
-def require_sysctl(key: str, ns: str | None = None) -> None:
-    """Skip unless the running kernel has sysctl `key` (a feature of newer kernels)."""
-    if not sysctl.exists(key, ns):
-        pytest.skip(f"the running kernel has no sysctl {key}")
-
-
 def our_namespaces() -> set[str]:
     if not NETNS_RUN_DIR.is_dir():
         return set()
@@ -47,13 +40,15 @@ def our_namespaces() -> set[str]:
 
 @pytest.fixture(autouse=True)
 def no_leftover_namespaces(request):
-    """Fail a test that leaves one of our namespaces behind (only where we can see them)."""
+    """Fail a test after which one of our namespaces exists that did not exist before it.
+
+    It only reports: the namespace may belong to someone else's concurrent run (a topology
+    brought up by hand with `invoke topo.up`, say), so deleting by name is not ours to do.
+    """
     before = our_namespaces()
     yield
     leaked = our_namespaces() - before
     if leaked:
-        for name in leaked:  # clean up so that one leak does not cascade into other tests
-            run(["ip", "netns", "del", name], check=False)
         pytest.fail(f"namespaces left behind by {request.node.nodeid}: {sorted(leaked)}")
 
 
@@ -66,13 +61,17 @@ def mptcp_kernel():
 @pytest.fixture
 def netns(mptcp_kernel):
     """A fresh, empty network namespace (loopback up), removed after the test."""
+    from pyroute2 import IPRoute
+    from pyroute2 import netns as pyroute2_netns
+
     name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-test"
-    run(["ip", "netns", "add", name])
+    pyroute2_netns.create(name)
     try:
-        run(["ip", "link", "set", "lo", "up"], ns=name)
+        with IPRoute(netns=name) as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         yield name
     finally:
-        run(["ip", "netns", "del", name], check=False)
+        pyroute2_netns.remove(name)
 
 
 @pytest.fixture
