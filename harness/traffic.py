@@ -1,10 +1,12 @@
 """Move bytes between namespaces over MPTCP or TCP and verify every one of them.
 
-A `Sink` listens in one namespace and hashes (sha256) everything it receives; `transfer`
-connects from another namespace, sends N bytes (or for T seconds) of pseudo-random data
-hashed on the way out, half-closes, and waits for the sink to close. Both hashes and byte
-counts are returned with the kernel's view of the client socket, so a test can assert that
-the data arrived intact and how the subflows carried it.
+A `Sink` listens in one namespace and hashes (sha256) everything it receives; a `Sender`
+sends seeded pseudo-random data from another namespace, hashed on the way out, then
+half-closes and waits for the sink to close. `session()` sets both up (waiting for joins if
+asked) for tests that act between sends; `transfer()` is a session and one send. Each end
+comes back as a TransferEnd: bytes, hash, time, and the kernel's view of its socket
+(MPTCP_INFO, MPTCP_TCPINFO, MPTCP_SUBFLOW_ADDRS), so a test can assert that the data arrived
+intact and how the subflows carried it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from harness.mptcp.sockets import (
     wait_subflows,
 )
 from harness.mptcp.structs import MptcpInfo, SubflowAddrs, TcpInfo
+from harness.wait import wait_until
 
 CHUNK = 64 * 1024
 SOCKET_TIMEOUT = 60.0
@@ -54,7 +57,7 @@ def protocol(name: str) -> int:
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class TransferEnd:
     """What one end of a transfer saw of its own socket."""
 
     nbytes: int
@@ -72,8 +75,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Transfer:
-    sent: Endpoint
-    received: Endpoint
+    sent: TransferEnd
+    received: TransferEnd
 
     @property
     def intact(self) -> bool:
@@ -102,31 +105,35 @@ def _kernel_view(sock: socket.socket, proto: int) -> tuple:
 
 def wait_all_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:
     """Wait until the peer acknowledged at the MPTCP level every byte written so far."""
-    deadline = time.monotonic() + timeout
-    while (info := mptcp_info(sock)).bytes_acked < info.bytes_sent:
-        if time.monotonic() > deadline:
-            raise TrafficError(f"{info.bytes_sent - info.bytes_acked} bytes still unacked "
-                               f"after {timeout:g} s")
-        time.sleep(0.005)
+
+    def all_acked() -> bool:
+        info = mptcp_info(sock)
+        return info.bytes_acked >= info.bytes_sent
+
+    wait_until(all_acked, timeout, "the peer to acknowledge every byte sent")
 
 
 class Sink:
     """A server in namespace ns that accepts one connection and hashes all it receives.
 
     Use as a context manager; `result()` waits for the connection to end and returns the
-    receiving Endpoint. Leaving the block shuts the sockets down, so no thread outlives it.
+    receiving TransferEnd. Leaving the block shuts the sockets down, so no thread outlives it.
     """
 
     def __init__(self, ns: str | None, addr: str, port: int = 0, proto: str = "mptcp"):
         self.proto = protocol(proto)
         self._listener = open_socket(ns, family_of(addr), self.proto)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.settimeout(SOCKET_TIMEOUT)
-        self._listener.bind((addr, port))
-        self._listener.listen(1)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.settimeout(SOCKET_TIMEOUT)
+            self._listener.bind((addr, port))
+            self._listener.listen(1)
+        except BaseException:
+            self._listener.close()
+            raise
         self.addr, self.port = addr, self._listener.getsockname()[1]
         self._conn: socket.socket | None = None
-        self._result: Endpoint | None = None
+        self._result: TransferEnd | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._serve, name=f"sink:{self.port}", daemon=True)
 
@@ -152,7 +159,7 @@ class Sink:
             if self._conn is not None:
                 self._conn.close()
 
-    def _receive(self, conn: socket.socket) -> Endpoint:
+    def _receive(self, conn: socket.socket) -> TransferEnd:
         digest, nbytes = hashlib.sha256(), 0
         start = time.monotonic()
         buf = bytearray(CHUNK)
@@ -161,9 +168,9 @@ class Sink:
             nbytes += n
         seconds = time.monotonic() - start
         view = _kernel_view(conn, self.proto)
-        return Endpoint(nbytes, digest.hexdigest(), seconds, *view)
+        return TransferEnd(nbytes, digest.hexdigest(), seconds, *view)
 
-    def result(self, timeout: float = SOCKET_TIMEOUT) -> Endpoint:
+    def result(self, timeout: float = SOCKET_TIMEOUT) -> TransferEnd:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TrafficError(f"sink on port {self.port} still receiving after {timeout:g} s")
@@ -224,7 +231,7 @@ class Sender:
         self.seconds += time.monotonic() - start
         return sent
 
-    def finish(self) -> Endpoint:
+    def finish(self) -> TransferEnd:
         """Describe the socket once all data is acked, then half-close and wait for the peer.
 
         The kernel view is taken before the close starts tearing subflows down, so it shows
@@ -237,7 +244,7 @@ class Sender:
         self.sock.shutdown(socket.SHUT_WR)
         while self.sock.recv(CHUNK):
             pass
-        return Endpoint(self.nbytes, self._digest.hexdigest(), self.seconds, *view)
+        return TransferEnd(self.nbytes, self._digest.hexdigest(), self.seconds, *view)
 
 
 @dataclass(frozen=True)
