@@ -30,6 +30,7 @@ from harness.mptcp.structs import (
     TcpInfo,
 )
 from harness.netns import entered
+from harness.wait import wait_until
 
 TCP_ESTABLISHED = 1
 MAX_SUBFLOWS = 16  # more than the kernel's limit of 8 additional subflows
@@ -113,7 +114,6 @@ def wait_subflows(sock: socket.socket, count: int, timeout: float = 10.0) -> Mpt
 
     Counting MPTCP_INFO's subflows is not enough: a joining subflow is counted from its SYN.
     """
-    from harness.wait import wait_until
 
     def enough() -> MptcpInfo | None:
         established = sum(1 for tcp in subflow_tcp_info(sock) if tcp.state == TCP_ESTABLISHED)
