@@ -207,8 +207,9 @@ def _add_routes(host: Host, ns: str) -> None:
         for route in host.routes:
             family = socket.AF_INET6 if route.version == 6 else socket.AF_INET
             dst = {} if route.to == "default" else {"dst": route.to}
+            metric = {} if route.metric is None else {"priority": route.metric}
             try:
-                ipr.route("add", gateway=route.via, family=family, **dst)
+                ipr.route("add", gateway=route.via, family=family, **dst, **metric)
             except NetlinkError as exc:
                 raise TopologyError(f"{host.name}: route to {route.to} via {route.via}: "
                                     f"{exc.args[-1] if exc.args else exc}") from None

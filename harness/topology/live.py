@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 
+from pyroute2 import IPRoute
+
 from harness.errors import HarnessError
 from harness.run import run
 from harness.topology.model import Topology
@@ -53,6 +55,12 @@ class Topo:
             if any(a.ip == wanted for a in end.addresses):
                 return f"eth{i}"
         raise HarnessError(f"host {host!r} has no address {address}")
+
+    def tx_bytes(self, host: str, iface: str) -> int:
+        """Bytes the kernel sent out of one interface of a host so far (IFLA_STATS64)."""
+        with IPRoute(netns=self.ns(host)) as ipr:
+            (link,) = ipr.get_links(ifname=iface)
+            return link.get("IFLA_STATS64")["tx_bytes"]
 
     def middlebox_packets(self, host: str) -> int:
         """Packets the host's middlebox rule matched so far (its nftables counter)."""

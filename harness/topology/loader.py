@@ -146,7 +146,11 @@ def parse_link(value, where: _Where, hosts: dict) -> Link:
 
 
 def parse_route(value, where: _Where) -> Route:
-    table = _table(value, where, {"to", "via"}, {"to", "via"})
+    table = _table(value, where, {"to", "via", "metric"}, {"to", "via"})
+    metric = table.get("metric")
+    if metric is not None and not 0 <= _typed(metric, where / "metric", int, "an integer") \
+            < 2**32:
+        raise (where / "metric").error(f"metric must be 0..4294967295, got {metric}")
     to = _typed(table["to"], where / "to", str, 'a network or "default"')
     via = _typed(table["via"], where / "via", str, "an address")
     try:
@@ -160,7 +164,7 @@ def parse_route(value, where: _Where) -> Route:
             raise (where / "to").error(f"bad network {to!r}: {exc}") from None
         if network.version != gateway.version:
             raise where.error(f"route to {to} via {via} mixes IPv4 and IPv6")
-    return Route(to, str(gateway))
+    return Route(to, str(gateway), metric)
 
 
 def parse_endpoint(value, where: _Where) -> EndpointSpec:

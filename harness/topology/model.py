@@ -42,6 +42,7 @@ class Link:
 class Route:
     to: str  # "default" or a network such as 10.0.2.0/24 or fd00:2::/64
     via: str
+    metric: int | None = None  # a second route to the same network needs a higher one
 
     @property
     def version(self) -> int:

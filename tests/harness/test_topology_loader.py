@@ -89,6 +89,8 @@ BROKEN = [
      "hosts.a.routes[0].via", "on no subnet"),
     ('name = "t"\n[hosts.a]\nroutes = [{ to = "fd00::/64", via = "10.0.9.1" }]',
      "hosts.a.routes[0]", "mixes IPv4 and IPv6"),
+    ('name = "t"\n[hosts.a]\nroutes = [{ to = "default", via = "10.0.9.1", metric = -1 }]',
+     "hosts.a.routes[0].metric", "must be 0..4294967295"),
     ('name = "t"\n[hosts.Client]', "hosts.Client", "lowercase"),
     ('name = "t"\nhosts = 3', "hosts", "expected a table"),
 ]

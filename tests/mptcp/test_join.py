@@ -16,9 +16,13 @@ def test_subflow_endpoint_joins_and_both_subflows_carry_data(topology, mib):
     topo = topology("two-paths")
     client, server = topo.ns("client"), topo.ns("server")
     before_client, before_server = mib(client), mib(server)
+    sent_before = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
     result = traffic.transfer(client, server, topo.addresses("server", 4)[0], nbytes=20 * MB,
                               subflows=2)
+    sent_after = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
     assert result.intact
+    for iface, before, after in zip(("eth0", "eth1"), sent_before, sent_after, strict=True):
+        assert after - before > 5 * MB, f"only {after - before} bytes left through {iface}"
     info = result.sent.info
     assert (info.subflows, info.subflows_total) == (1, 2)
     assert {a.local[0] for a in result.sent.addrs} == set(topo.addresses("client", 4))
@@ -91,9 +95,13 @@ def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm,
     assert end.info.subflows == 0
 
 
-def test_join_through_a_router(topology):
+def test_join_through_a_router_uses_both_client_links(topology):
     topo = topology("routed")
+    sent_before = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
     result = traffic.transfer(topo.ns("client"), topo.ns("server"),
                               topo.addresses("server", 4)[0], nbytes=10 * MB, subflows=2)
+    sent_after = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
     assert result.intact and result.sent.info.subflows_total == 2
-    assert len({a.local[0] for a in result.sent.addrs}) == 2
+    assert {a.local[0] for a in result.sent.addrs} == set(topo.addresses("client", 4))
+    assert all(after - before > 2 * MB for before, after in zip(sent_before, sent_after,
+                                                                 strict=True))
