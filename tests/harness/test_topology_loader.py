@@ -128,3 +128,9 @@ def test_topo_check_task_prints_one_line_without_traceback(tmp_path):
     assert proc.stderr.strip() == f"error: {path}: hosts.a.colour: unknown key (allowed: " \
         "forwarding, middlebox, mptcp, routes, sysctls)"
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_duplicate_host_names_the_file_and_line(tmp_path):
+    path = write(tmp_path, 'name = "t"\n[hosts.a]\n[hosts.b]\n[hosts.a]\n')
+    with pytest.raises(TopologyError, match=rf"^{path}: TOML syntax error: .*line 4"):
+        load(path)
