@@ -112,24 +112,58 @@ def topo_down(c):
     print(f"removed namespaces: {json.dumps(removed)}" if removed else "no topology was up")
 
 
-BENCHMARKS = ("throughput",)
+@task(iterable=["config_item"], help={
+    "tree": "build this kernel tree (e.g. a mptcp_net-next checkout) instead of Debian's 6.12",
+    "patches": "apply the series in this directory (series + *.patch) instead of ours",
+    "no-patches": "build the source without any patch series",
+    "variant": "normal or debug (KASAN, lockdep, kmemleak, ...)",
+    "config-item": "an extra option such as CONFIG_X=y (repeatable)",
+    "print": "print the path of the kernel image it would boot, build nothing",
+})
+def build(c, tree=None, patches=None, no_patches=False, variant="normal", config_item=None,
+          print_=False):
+    """Build a kernel with our MPTCP patch series: lean config, ccache, out-of-tree, cached."""
+    from pathlib import Path
+
+    from harness.kernel import build as kernel_build
+
+    request = kernel_build.BuildRequest(
+        cache=cache_dir(c.config.get("cache_dir")), tree=tree,
+        patches_dir=Path(patches).resolve() if patches else None, no_patches=no_patches,
+        variant=variant, config_items=tuple(config_item or ()))
+    try:
+        if print_:
+            print(kernel_build.image_path(request))
+            return
+        result = kernel_build.build(request)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    what = "up to date" if result.log is None else f"built (log: {result.log})"
+    print(f"kernel {what}: {result.record.image}")
+
+
+BENCHMARKS = ("throughput", "build")
 
 
 @task(help={"only": f"run only this benchmark: {', '.join(BENCHMARKS)}",
             "runs": "runs per case (the median is reported)"})
 def bench(c, only=None, runs=5):
-    """Benchmarks (medians of several runs): throughput of one path vs two paths."""
+    """Benchmarks: throughput of one path vs two (medians); kernel build times (--only build)."""
     if only is not None and only not in BENCHMARKS:
         raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
-    from harness.bench import throughput
+    from harness.bench import build_times, throughput
 
     try:
-        results = throughput.measure(runs=int(runs))
+        if only in (None, "throughput"):
+            results = throughput.measure(runs=int(runs))
+            print(f"throughput on topology {throughput.TOPOLOGY} ({runs} runs of 50 MB each):")
+            for result in results:
+                print(result.line())
+        if only == "build":  # tens of minutes: only when asked for by name
+            for line in build_times.measure(cache_dir(c.config.get("cache_dir"))):
+                print(line)
     except HarnessError as exc:
         raise _fail(exc) from None
-    print(f"throughput on topology {throughput.TOPOLOGY} ({runs} runs of 50 MB each):")
-    for result in results:
-        print(result.line())
 
 
 topo = Collection("topo")
@@ -137,4 +171,4 @@ topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
-ns = Collection(setup, test, check, bench, topo)
+ns = Collection(setup, build, test, check, bench, topo)

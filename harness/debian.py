@@ -17,6 +17,17 @@ DEBIAN_PACKAGES = {
     "procps": "sysctl",
     "ethtool": "offload settings of test interfaces",
     "python3-venv": "the project's virtualenv",
+    "linux-source-6.12": "the default kernel source (/usr/src/linux-source-6.12.tar.xz)",
+    "build-essential": "gcc and make for the kernel build",
+    "ccache": "kernel rebuilds from cache",
+    "bc": "kernel build (timeconst)",
+    "bison": "kernel build (kconfig, dtc)",
+    "flex": "kernel build (kconfig, dtc)",
+    "libelf-dev": "kernel build (objtool, ORC unwinder)",
+    "libssl-dev": "kernel build (certificate tools)",
+    "cpio": "kernel build (kheaders)",
+    "xz-utils": "unpacking the kernel source",
+    "patch": "applying the patch series",
 }
 SETUP_TIMEOUT = 1800.0
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import HarnessError
 
@@ -52,7 +53,7 @@ def netns_argv(argv: Sequence[str], ns: str | None) -> list[str]:
 
 
 def run(argv: Sequence[str], ns: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-        check: bool = True, input: str | None = None) -> Result:
+        check: bool = True, input: str | None = None, cwd: str | Path | None = None) -> Result:
     """Run argv (optionally in namespace ns) to completion and return its Result.
 
     Raises CommandError when the command exits non-zero (unless check=False) or when it
@@ -66,7 +67,7 @@ def run(argv: Sequence[str], ns: str | None = None, timeout: float = DEFAULT_TIM
     if shutil.which(full[0]) is None:
         raise ToolMissing(full[0])
     try:
-        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, cwd=cwd,
                               input=input, stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
         raise CommandError(full, None, _text(exc.stdout), _text(exc.stderr),

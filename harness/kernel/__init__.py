@@ -1,0 +1,1 @@
+"""Kernel source, patch series, configuration fragments and the out-of-tree build."""

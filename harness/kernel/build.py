@@ -1,0 +1,132 @@
+"""`invoke build`: source + patch series + configuration -> bzImage, cached and incremental.
+
+One build directory per source and variant under the cache. The build record says what the
+last build was made of; when nothing changed the build returns at once, otherwise make runs
+(with ccache) and decides itself what to rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.kernel import kconfig, patches, source
+from harness.kernel.errors import KernelError
+from harness.kernel.progress import Progress
+from harness.kernel.record import BuildRecord
+from harness.paths import PROJECT_ROOT
+
+DEFAULT_PATCHES = PROJECT_ROOT / "kernel_patches"
+IMAGE = Path("arch/x86/boot/bzImage")
+FIRST_ERRORS = 15
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    cache: Path
+    tree: str | None = None  # a user's tree instead of Debian's source
+    patches_dir: Path | None = None  # another series; default kernel_patches/ (not with tree)
+    no_patches: bool = False
+    variant: str = "normal"
+    config_items: tuple[str, ...] = ()
+    jobs: int = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    record: BuildRecord
+    build_dir: Path
+    log: Path | None  # None when nothing had to be built
+    changed_files: tuple[str, ...]
+
+
+def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dict[str, str]]:
+    """Resolve source, series and options; every user error surfaces here, before any work."""
+    src = source.user_tree(request.tree) if request.tree else source.debian(request.cache)
+    wanted = kconfig.requested(request.variant, list(request.config_items))
+    series_dir = request.patches_dir or (None if request.tree else DEFAULT_PATCHES)
+    series = [] if request.no_patches or series_dir is None else patches.read_series(series_dir)
+    return src, series, wanted
+
+
+def build_dir_of(request: BuildRequest, src: source.Source) -> Path:
+    return request.cache / "build" / f"{src.key}-{request.variant}"
+
+
+def build(request: BuildRequest) -> BuildResult:
+    src, series, wanted = plan(request)
+    build_dir = build_dir_of(request, src)
+    record = BuildRecord(src.id, [[p.name, p.sha256] for p in series],
+                         kconfig.fingerprint(wanted), str(build_dir / IMAGE),
+                         str(build_dir / "vmlinux"))
+    previous = BuildRecord.load(build_dir)
+    if previous is not None and previous.up_to_date(record):
+        return BuildResult(previous, build_dir, None, ())
+    tree, changed = _prepared_tree(request, src, series)
+    if previous is None or previous.config != record.config or not (build_dir / ".config").exists():
+        kconfig.configure(tree, build_dir, wanted)
+    log = build_dir / "build.log"
+    _make(tree, build_dir, request, log)
+    record.save(build_dir)
+    return BuildResult(record, build_dir, log, tuple(changed))
+
+
+def _prepared_tree(request: BuildRequest, src: source.Source,
+                   series: list[patches.Patch]) -> tuple[Path, list[str]]:
+    """The tree make runs in: the base itself, or a patched hard-link copy of it."""
+    work = request.cache / "src" / src.key / "patched"
+    if not series and not work.exists():
+        return src.base, []
+    patches.ensure_working_copy(src.base, work)
+    return work, patches.apply_series(src.base, work, series)
+
+
+def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None:
+    argv = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={kconfig.ARCH}",
+            "CC=ccache gcc", f"-j{request.jobs}", "bzImage"]
+    env = {**os.environ, "CCACHE_DIR": str(request.cache / "ccache")}
+    steps_file = build_dir / "mlab-steps"
+    expected = int(steps_file.read_text()) if steps_file.exists() else None
+    progress = Progress(expected)
+    with log.open("w") as out:
+        out.write("$ " + " ".join(argv) + "\n")
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env, stdin=subprocess.DEVNULL)
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                progress.feed(line)
+            code = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            progress.done()
+    if code != 0:
+        raise KernelError(f"kernel build failed (make exit {code}); first errors:\n"
+                          + "\n".join(first_errors(log)) + f"\nfull log: {log}")
+    if expected is None or progress.steps > expected:
+        steps_file.write_text(str(progress.steps))
+
+
+def first_errors(log: Path, limit: int = FIRST_ERRORS) -> list[str]:
+    """The first compiler/linker error lines of a build log (with the line before each)."""
+    lines = log.read_text(errors="replace").splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if " error: " in line or line.startswith(("make: ***", "ld: ")) or "Error " in line:
+            if i and lines[i - 1] not in found and "In function" in lines[i - 1]:
+                found.append(lines[i - 1])
+            found.append(line)
+        if len(found) >= limit:
+            break
+    return found or lines[-limit:]
+
+
+def image_path(request: BuildRequest) -> Path:
+    """Where the bzImage of this request is (or will be) without building anything."""
+    src, _series, _wanted = plan(request)
+    return build_dir_of(request, src) / IMAGE

@@ -1,0 +1,83 @@
+"""Configuration fragments, variants and the check for options olddefconfig dropped."""
+
+import pytest
+
+from harness.kernel import kconfig
+from harness.kernel.build import BuildRequest, first_errors, plan
+from harness.kernel.errors import KernelError
+from harness.kernel.record import BuildRecord
+from harness.kernel.source import debian
+
+
+def test_normal_variant_asks_for_mptcp_kunit_lkdtm_and_netem():
+    wanted = kconfig.requested("normal")
+    for option in ("CONFIG_MPTCP", "CONFIG_MPTCP_IPV6", "CONFIG_INET_MPTCP_DIAG",
+                   "CONFIG_MPTCP_KUNIT_TEST", "CONFIG_LKDTM", "CONFIG_NET_SCH_NETEM",
+                   "CONFIG_NET_SCH_TBF", "CONFIG_VETH", "CONFIG_NF_TABLES"):
+        assert wanted[option] == "y", option
+    assert wanted["CONFIG_MODULES"] == "n" and "CONFIG_KASAN" not in wanted
+
+
+def test_debug_variant_adds_the_checkers():
+    wanted = kconfig.requested("debug")
+    for option in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_NET",
+                   "CONFIG_DEBUG_KMEMLEAK", "CONFIG_NET_NS_REFCNT_TRACKER",
+                   "CONFIG_PANIC_ON_OOPS"):
+        assert wanted[option] == "y", option
+
+
+def test_unknown_variant_is_named_with_the_known_ones():
+    with pytest.raises(KernelError, match="unknown --variant 'fast': use one of normal, debug"):
+        kconfig.requested("fast")
+
+
+def test_config_items_override_fragments():
+    wanted = kconfig.requested("normal", ["CONFIG_MPTCP_IPV6=n", "NR_CPUS=4"])
+    assert wanted["CONFIG_MPTCP_IPV6"] == "n" and wanted["CONFIG_NR_CPUS"] == "4"
+    with pytest.raises(KernelError, match="--config-item:1: not a CONFIG_X=value line"):
+        kconfig.requested("normal", ["CONFIG_MPTCP"])
+
+
+def test_dropped_options_are_listed_by_name():
+    wanted = {"CONFIG_LKDTM": "y", "CONFIG_MPTCP": "y", "CONFIG_USB_SUPPORT": "n"}
+    actual = {"CONFIG_MPTCP": "y"}
+    assert kconfig.dropped(wanted, actual) == ["CONFIG_LKDTM=y (got not set)"]
+
+
+def test_fragment_syntax_errors_name_the_file_and_line(tmp_path):
+    with pytest.raises(KernelError, match=r"x.config:2: not a CONFIG_X=value line"):
+        kconfig.parse("CONFIG_A=y\nCONFIG_B\n", str(tmp_path / "x.config"))
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    with pytest.raises(KernelError, match="no kernel source: .*missing.*linux-source-6.12"):
+        debian(tmp_path, tarball=tmp_path / "none.tar.xz")
+
+
+def test_tree_that_is_not_a_kernel_is_refused(tmp_path):
+    with pytest.raises(KernelError, match="not a kernel source tree"):
+        plan(BuildRequest(cache=tmp_path, tree=str(tmp_path)))
+
+
+def test_record_is_up_to_date_only_with_the_same_inputs_and_an_image(tmp_path):
+    image = tmp_path / "bzImage"
+    record = BuildRecord("src 1", [["0001.patch", "abc"]], "cfg", str(image), "vmlinux")
+    assert not record.up_to_date(record)  # no image yet
+    image.write_bytes(b"kernel")
+    record.save(tmp_path)
+    loaded = BuildRecord.load(tmp_path)
+    assert loaded.up_to_date(record)
+    assert not loaded.up_to_date(BuildRecord("src 1", [["0001.patch", "abd"]], "cfg",
+                                             str(image), "vmlinux"))
+
+
+def test_first_errors_come_from_the_top_of_the_log(tmp_path):
+    log = tmp_path / "build.log"
+    log.write_text("  CC      a.o\n"
+                   "net/mptcp/protocol.c: In function 'x':\n"
+                   "net/mptcp/protocol.c:10:2: error: 'y' undeclared\n"
+                   + "  CC      b.o\n" * 2000
+                   + "make: *** [Makefile:1] Error 2\n")
+    errors = first_errors(log)
+    assert errors[0] == "net/mptcp/protocol.c: In function 'x':"
+    assert errors[1].endswith("error: 'y' undeclared")
