@@ -52,7 +52,12 @@ def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dic
 
 
 def build_dir_of(request: BuildRequest, src: source.Source) -> Path:
-    return request.cache / "build" / f"{src.key}-{request.variant}"
+    patched = "-patched" if src.kind == "tree" and _wants_series(request) else ""
+    return request.cache / "build" / f"{src.key}{patched}-{request.variant}"
+
+
+def _wants_series(request: BuildRequest) -> bool:
+    return request.patches_dir is not None and not request.no_patches
 
 
 def build(request: BuildRequest) -> BuildResult:
@@ -75,10 +80,16 @@ def build(request: BuildRequest) -> BuildResult:
 
 def _prepared_tree(request: BuildRequest, src: source.Source,
                    series: list[patches.Patch]) -> tuple[Path, list[str]]:
-    """The tree make runs in: the base itself, or a patched hard-link copy of it."""
-    work = request.cache / "src" / src.key / "patched"
-    if not series and not work.exists():
+    """The tree make runs in.
+
+    Debian's source always builds from its hard-link working copy, even with no patch, so
+    that the source path (part of every compiler command line) stays the same when a series
+    comes or goes: a new path would make Kbuild rebuild everything. A user's tree builds in
+    place unless a series is asked for (its build directory is then a separate one).
+    """
+    if src.kind == "tree" and not series:
         return src.base, []
+    work = request.cache / "src" / src.key / "patched"
     patches.ensure_working_copy(src.base, work)
     return work, patches.apply_series(src.base, work, series)
 

@@ -27,10 +27,13 @@ class Progress:
 
     def _show(self) -> None:
         elapsed = time.monotonic() - self._start
-        if not self.expected:
+        if not self.expected:  # a first build: no estimate, so count
             if self.tty and self.steps % 50 == 0:
                 self.stream.write(f"\rbuilding: {self.steps} steps, {elapsed:.0f} s")
                 self.stream.flush()
+            elif not self.tty and self.steps % 500 == 0:
+                print(f"building: {self.steps} steps, {elapsed:.0f} s", file=self.stream,
+                      flush=True)
             return
         fraction = min(self.steps / self.expected, 1.0)
         if self.tty:
