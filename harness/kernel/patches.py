@@ -90,7 +90,7 @@ def _failure(patch: Patch, output: str) -> PatchFailed:
         if line.startswith("patching file "):
             current = line.removeprefix("patching file ").strip()
         elif "FAILED" in line and line.startswith("Hunk"):
-            failures.append(f"{current}: {line.strip()}")
+            failures.append(f"{current}: {line.strip().rstrip('.')}")
         elif line.startswith("can't find file to patch"):
             failures.append(line.strip())
     detail = "; ".join(failures) or output.strip().splitlines()[-1]
