@@ -101,7 +101,7 @@ def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None
     steps_file = build_dir / "mlab-steps"
     expected = int(steps_file.read_text()) if steps_file.exists() else None
     progress = Progress(expected)
-    with log.open("w") as out:
+    with log.open("w", buffering=1) as out:  # line-buffered: tail -f works
         out.write("$ " + " ".join(argv) + "\n")
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=env, stdin=subprocess.DEVNULL)
