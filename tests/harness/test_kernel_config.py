@@ -81,3 +81,26 @@ def test_first_errors_come_from_the_top_of_the_log(tmp_path):
     errors = first_errors(log)
     assert errors[0] == "net/mptcp/protocol.c: In function 'x':"
     assert errors[1].endswith("error: 'y' undeclared")
+
+
+def test_a_user_tree_is_identified_by_commit_and_uncommitted_changes(tmp_path):
+    from harness.kernel.source import user_tree
+    from harness.run import run
+
+    tree = tmp_path / "linux"
+    (tree / "net" / "mptcp").mkdir(parents=True)
+    (tree / "Makefile").write_text("VERSION = 6\n")
+    (tree / "net" / "mptcp" / "ctrl.c").write_text("int x;\n")
+    git = ["git", "-C", str(tree), "-c", "user.email=lab@example.invalid", "-c", "user.name=lab"]
+    run([*git, "init", "-q"])
+    run([*git, "add", "."])
+    run([*git, "commit", "-q", "-m", "base"])
+    clean = user_tree(tree)
+    assert clean.kind == "tree" and clean.id.endswith(" clean") and clean.base == tree
+    (tree / "net" / "mptcp" / "ctrl.c").write_text("int y;\n")
+    dirty = user_tree(tree)
+    assert dirty.id.split()[0] == clean.id.split()[0] and dirty.id != clean.id
+    assert dirty.key == clean.key  # same build directory: make rebuilds what changed
+    (tree / ".config").write_text("CONFIG_MPTCP=y\n")
+    with pytest.raises(KernelError, match="built in place.*mrproper"):
+        user_tree(tree)
