@@ -161,7 +161,7 @@ def bench(c, only=None, runs=5):
                 print(result.line())
         if only == "build":  # tens of minutes: only when asked for by name
             for line in build_times.measure(cache_dir(c.config.get("cache_dir"))):
-                print(line)
+                print(line, flush=True)  # one line per case, as each is measured
     except HarnessError as exc:
         raise _fail(exc) from None
 
