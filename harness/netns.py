@@ -25,6 +25,29 @@ class NamespaceError(HarnessError):
     pass
 
 
+_created_here: set[str] = set()  # namespaces this process made and has not removed yet
+
+
+def create(name: str) -> None:
+    """Create a named network namespace, remembered as this process's own."""
+    from pyroute2 import netns as pyroute2_netns
+
+    pyroute2_netns.create(name)
+    _created_here.add(name)
+
+
+def remove(name: str) -> None:
+    from pyroute2 import netns as pyroute2_netns
+
+    pyroute2_netns.remove(name)
+    _created_here.discard(name)
+
+
+def created_here() -> set[str]:
+    """Namespaces made by this process that still exist (whoever else runs beside us)."""
+    return {name for name in _created_here if exists(name)}
+
+
 def ns_path(name: str) -> Path:
     return NETNS_RUN_DIR / name
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from harness import PROJECT_PREFIX
+from harness import netns as namespaces
 from harness.capture import Capture
 from harness.mptcp import mib as mib_counters
-from harness.netns import NETNS_RUN_DIR
+from harness.netns import created_here
 
 
 def require_root() -> None:
@@ -32,22 +33,16 @@ def require_mptcp() -> None:
         pytest.skip("the running kernel has no MPTCP (CONFIG_MPTCP)")
 
 
-def our_namespaces() -> set[str]:
-    if not NETNS_RUN_DIR.is_dir():
-        return set()
-    return {p.name for p in NETNS_RUN_DIR.iterdir() if p.name.startswith(f"{PROJECT_PREFIX}-")}
-
-
 @pytest.fixture(autouse=True)
 def no_leftover_namespaces(request):
-    """Fail a test after which one of our namespaces exists that did not exist before it.
+    """Fail a test after which a namespace it created (in this process) still exists.
 
-    It only reports: the namespace may belong to someone else's concurrent run (a topology
-    brought up by hand with `invoke topo.up`, say), so deleting by name is not ours to do.
+    Only namespaces made by this process count, so a concurrent run or a topology brought up
+    by hand (`invoke topo.up`) is neither blamed nor touched.
     """
-    before = our_namespaces()
+    before = created_here()
     yield
-    leaked = our_namespaces() - before
+    leaked = created_here() - before
     if leaked:
         pytest.fail(f"namespaces left behind by {request.node.nodeid}: {sorted(leaked)}")
 
@@ -62,16 +57,15 @@ def mptcp_kernel():
 def netns(mptcp_kernel):
     """A fresh, empty network namespace (loopback up), removed after the test."""
     from pyroute2 import IPRoute
-    from pyroute2 import netns as pyroute2_netns
 
     name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-test"
-    pyroute2_netns.create(name)
+    namespaces.create(name)
     try:
         with IPRoute(netns=name) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         yield name
     finally:
-        pyroute2_netns.remove(name)
+        namespaces.remove(name)
 
 
 @pytest.fixture

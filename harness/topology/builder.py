@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pyroute2 import IPRoute, NetlinkError, netns
 
 from harness import PROJECT_PREFIX, sysctl
+from harness import netns as namespaces
 from harness.mptcp.pm import PathManager
 from harness.run import run
 from harness.topology import impair as impairment
@@ -153,8 +154,8 @@ def _create(spec: Topology, names: dict[str, str], undo: _UndoStack) -> None:
 
 
 def _create_host(host: Host, ns: str, undo: _UndoStack) -> None:
-    netns.create(ns)
-    undo.push(f"delete namespace {ns}", lambda: netns.remove(ns))
+    namespaces.create(ns)
+    undo.push(f"delete namespace {ns}", lambda: namespaces.remove(ns))
     with IPRoute(netns=ns) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
     settings = dict(host.sysctls)

@@ -11,9 +11,10 @@ import errno
 import functools
 import secrets
 
-from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2 import IPRoute, NetlinkError
 
 from harness import PROJECT_PREFIX
+from harness import netns as namespaces
 from harness.topology.model import Impairment
 
 TBF_LATENCY = "50ms"  # how long a packet may wait in the tbf queue before it is dropped
@@ -25,7 +26,7 @@ NETEM_HANDLE = 0x10000  # 1:
 def kernel_has_netem() -> bool:
     """Whether the running kernel has the netem qdisc: tried on loopback of a scratch netns."""
     name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-probe"
-    netns.create(name)
+    namespaces.create(name)
     try:
         with IPRoute(netns=name) as ipr:
             try:
@@ -36,7 +37,7 @@ def kernel_has_netem() -> bool:
                 raise
         return True
     finally:
-        netns.remove(name)
+        namespaces.remove(name)
 
 
 def burst_bytes(rate_bit: int) -> int:
