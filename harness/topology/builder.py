@@ -54,8 +54,13 @@ def build(spec: Topology, prefix: str = PROJECT_PREFIX) -> Iterator[Topo]:
     topo, undo = _bring_up(spec, prefix)
     try:
         yield topo
-    finally:
-        undo.unwind()
+    except BaseException as failure:
+        try:
+            undo.unwind()
+        except TeardownError as teardown:  # the block's own failure stays the one reported
+            failure.add_note(str(teardown))
+        raise
+    undo.unwind()
 
 
 def bring_up_detached(spec: Topology, prefix: str = PROJECT_PREFIX) -> Topo:

@@ -147,3 +147,18 @@ def test_topo_up_and_down_tasks(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert down.returncode == 0, down.stderr
     assert not any(exists(ns) for ns in namespaces)
+
+
+def test_a_failing_undo_is_reported_without_hiding_the_blocks_own_error(monkeypatch):
+    from harness.topology import builder
+
+    def broken_delete(ns, ifname):
+        raise RuntimeError(f"injected failure deleting {ifname}")
+
+    monkeypatch.setattr(builder, "_delete_link", broken_delete)
+    with pytest.raises(ValueError) as info, build(load_named("single-path")) as topo:
+        namespaces = [topo.ns(h) for h in topo.hosts]
+        raise ValueError("the test's own failure")
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "teardown incomplete" in notes and "injected failure deleting eth0" in notes
+    assert not any(exists(ns) for ns in namespaces)  # the other undos still ran
