@@ -1,0 +1,108 @@
+"""The build flow (configure, make, record) against a stand-in make and a tiny tree.
+
+tests/harness/data/kernel/fake-make plays Kbuild: these tests check what build.py decides
+(when to configure, when to run make, what it records and reports), not the kernel.
+"""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.kernel.build import BuildRequest, build
+from harness.kernel.errors import KernelError
+from harness.kernel.kconfig import ConfigDropped
+from harness.kernel.record import RECORD_FILE
+
+DATA = Path(__file__).parent / "data" / "kernel"
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A kernel-shaped tree, and `make` on PATH being the fake one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(DATA / "fake-make", bin_dir / "make")
+    (bin_dir / "make").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("FAKE_MAKE_DROP", raising=False)
+    monkeypatch.delenv("FAKE_MAKE_FAIL", raising=False)
+    linux = tmp_path / "linux"
+    (linux / "net" / "mptcp").mkdir(parents=True)
+    (linux / "Makefile").write_text("# top Makefile\n")
+    (linux / "net" / "mptcp" / "ctrl.c").write_text("int x;\n")
+    return linux
+
+
+def request(tmp_path, tree, **kwargs):
+    return BuildRequest(cache=tmp_path / "cache", tree=str(tree), jobs=2, **kwargs)
+
+
+def make_calls(result) -> list[str]:
+    return (result.build_dir / "fake-make.log").read_text().splitlines()
+
+
+def test_first_build_configures_builds_and_records(tmp_path, tree):
+    result = build(request(tmp_path, tree))
+    assert make_calls(result) == ["allnoconfig", "olddefconfig", "bzImage"]
+    assert Path(result.record.image).read_bytes().startswith(b"kernel ")
+    assert (result.build_dir / RECORD_FILE).exists() and result.log.exists()
+    assert "CONFIG_MPTCP=y" in (result.build_dir / ".config").read_text()
+
+
+def test_nothing_changed_returns_at_once_without_make(tmp_path, tree):
+    first = build(request(tmp_path, tree))
+    start = time.monotonic()
+    again = build(request(tmp_path, tree))
+    assert time.monotonic() - start < 1.0
+    assert again.log is None and again.record == first.record
+    assert make_calls(again) == ["allnoconfig", "olddefconfig", "bzImage"]  # no new call
+
+
+def test_a_config_item_reconfigures_then_make_decides(tmp_path, tree):
+    build(request(tmp_path, tree))
+    result = build(request(tmp_path, tree, config_items=("CONFIG_NR_CPUS=4",)))
+    assert make_calls(result)[3:] == ["allnoconfig", "olddefconfig", "bzImage"]
+    assert "CONFIG_NR_CPUS=4" in (result.build_dir / ".config").read_text()
+
+
+def test_a_changed_tree_runs_make_but_keeps_the_config(tmp_path, tree):
+    build(request(tmp_path, tree))
+    os.utime(tree, (1_000_000, 1_000_000))  # an unversioned tree is identified by its mtime
+    result = build(request(tmp_path, tree))
+    assert result.log is not None
+    assert make_calls(result)[3:] == ["bzImage"]
+
+
+def test_a_dropped_option_is_named_and_no_make_runs(tmp_path, tree, monkeypatch):
+    monkeypatch.setenv("FAKE_MAKE_DROP", "CONFIG_LKDTM,CONFIG_MPTCP_KUNIT_TEST")
+    with pytest.raises(ConfigDropped) as info:
+        build(request(tmp_path, tree))
+    text = str(info.value)
+    assert "2 requested kernel option(s) did not survive olddefconfig" in text
+    assert "CONFIG_LKDTM=y (got not set)" in text
+    assert "CONFIG_MPTCP_KUNIT_TEST=y (got not set)" in text
+    build_dir = next((tmp_path / "cache" / "build").iterdir())
+    assert "bzImage" not in (build_dir / "fake-make.log").read_text()
+    assert not (build_dir / RECORD_FILE).exists()
+
+
+def test_a_compiler_error_shows_the_first_errors_and_the_log(tmp_path, tree, monkeypatch):
+    monkeypatch.setenv("FAKE_MAKE_FAIL", "1")
+    with pytest.raises(KernelError) as info:
+        build(request(tmp_path, tree))
+    text = str(info.value)
+    assert "kernel build failed (make exit 2)" in text
+    assert "net/mptcp/ctrl.c:12:5: error: 'x' undeclared" in text
+    assert "In function 'mptcp_init'" in text and "full log: " in text
+    log = Path(text.rsplit("full log: ", 1)[1].strip())
+    assert "error: 'x' undeclared" in log.read_text()
+
+
+def test_an_unknown_variant_fails_before_any_work(tmp_path, tree):
+    with pytest.raises(KernelError, match="unknown --variant 'fast': use one of normal, debug"):
+        build(request(tmp_path, tree, variant="fast"))
+    assert not (tmp_path / "cache" / "build").exists()
+
