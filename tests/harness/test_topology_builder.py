@@ -54,12 +54,21 @@ def test_shipped_topology_comes_up_and_every_link_works(name):
     assert not any(exists(ns) for ns in namespaces)
 
 
-def test_rate_limit_is_a_tbf_with_the_asked_rate():
-    with build(load_named("two-paths")) as topo:
+def test_rate_limit_is_a_tbf_with_the_asked_rate(tmp_path):
+    path = tmp_path / "rate.toml"
+    path.write_text(textwrap.dedent("""
+        name = "rate"
+        [hosts.a]
+        [hosts.b]
+        [[links]]
+        ends = ["a:10.9.1.1/24", "b:10.9.1.2/24"]
+        impair = { rate = "40mbit" }
+    """))
+    with build(load(path)) as topo:
         qdiscs = json.loads(run(["tc", "-j", "qdisc", "show", "dev", "eth0"],
-                                ns=topo.ns("client")).stdout)
+                                ns=topo.ns("a")).stdout)
     (tbf,) = [q for q in qdiscs if q["kind"] == "tbf"]
-    assert tbf["options"]["rate"] == 100_000_000 // 8  # bytes per second in tc's JSON
+    assert tbf["options"]["rate"] == 40_000_000 // 8  # bytes per second in tc's JSON
 
 
 def test_pm_endpoints_and_limits_are_configured():
