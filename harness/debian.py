@@ -28,6 +28,9 @@ DEBIAN_PACKAGES = {
     "cpio": "kernel build (kheaders)",
     "xz-utils": "unpacking the kernel source",
     "patch": "applying the patch series",
+    "qemu-system-x86": "the VM that runs our kernel (virtme-ng drives it)",
+    "openssh-server": "sshd inside the VM (the guest runs the host's binary over 9p); "
+                      "the host's own ssh service is not needed",
 }
 SETUP_TIMEOUT = 1800.0
 

@@ -143,3 +143,19 @@ def image_path(request: BuildRequest) -> Path:
     """Where the bzImage of this request is (or will be) without building anything."""
     src, _series, _wanted = plan(request)
     return build_dir_of(request, src) / IMAGE
+
+
+LAST_IMAGE = "last-image"
+
+
+def remember_last_image(cache: Path, image: Path) -> None:
+    """Note which kernel `invoke build` made last, for `invoke boot` to boot by default."""
+    (cache / LAST_IMAGE).write_text(f"{image}\n")
+
+
+def last_image(cache: Path) -> Path:
+    """The kernel `invoke build` made last, else where the default build puts its image."""
+    noted = cache / LAST_IMAGE
+    if noted.exists():
+        return Path(noted.read_text().strip())
+    return image_path(BuildRequest(cache=cache))

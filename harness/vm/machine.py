@@ -1,0 +1,380 @@
+"""One background VM: our kernel under QEMU through virtme-ng, reached over SSH.
+
+`boot()` starts virtme-ng detached (its own session, console to a log file), with the host's
+filesystem shared read-only at the same paths (so the project and its virtualenv are where
+they are on the host), a writable exchange directory, and a user-mode NIC whose port 22 is
+forwarded from 127.0.0.1 only. The guest runs `guest-sshd`. The VM's state (pid, console log,
+SSH port, keys) is kept in `<cache>/vm/`, so `invoke exec`, `shell`, `test` and `halt` find
+it; `halt()` kills the process group and removes that directory, keys included.
+
+`Vm.run()` runs one guest command under the kernel-health oracle: it returns the splats
+that the console shows between the command's start and a sync marker written to
+/dev/kmsg after it, dumps blocked tasks (SysRq-w) when the command times out, and reports
+the panic when the guest dies under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.paths import PROJECT_ROOT
+from harness.vm import accel, decode, oracle
+from harness.vm.ssh import (
+    CommandTimeout,
+    ConnectionLost,
+    Guest,
+    GuestResult,
+    Output,
+    SshError,
+    free_local_port,
+    write_key_pair,
+)
+
+GUEST_SCRIPT = Path(__file__).with_name("guest-sshd")
+GUEST_MAC = "52:54:00:6d:6c:01"
+BOOT_TIMEOUT = 60.0
+SYNC_TIMEOUT = 10.0
+LAST_LINES = 25
+LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
+# Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
+# the blocked-task dump; our /dev/kmsg markers must not be rate limited.
+LOUD_CMDLINE = ("oops=panic", "softlockup_panic=1", "hung_task_panic=1",
+                "sysrq_always_enabled=1", "printk.devkmsg=on", "net.ifnames=0")
+
+
+class VmError(HarnessError):
+    pass
+
+
+class BootFailed(VmError):
+    pass
+
+
+class GuestDied(VmError):
+    def __init__(self, message: str, splats: list[oracle.Splat]):
+        self.splats = splats
+        super().__init__(message)
+
+
+@dataclass
+class VmState:
+    pid: int
+    image: str
+    image_mtime_ns: int
+    run_dir: str
+    console: str
+    ssh_port: int
+    client_key: str
+    host_public_key: str
+    accel: str
+    cpus: int
+    memory: str
+    argv: list[str]
+
+    @staticmethod
+    def path(cache: Path) -> Path:
+        return cache / "vm" / "state.json"
+
+    def save(self, cache: Path) -> None:
+        self.path(cache).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, cache: Path) -> VmState | None:
+        path = cls.path(cache)
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+@dataclass(frozen=True)
+class BootOptions:
+    image: Path
+    cpus: int = 2
+    memory: str = "2G"
+    timeout: float = BOOT_TIMEOUT
+    append: tuple[str, ...] = ()  # extra kernel command-line options
+    qemu_opts: tuple[str, ...] = ()  # extra QEMU arguments
+    accel: str | None = None  # "kvm" or "tcg"; None: KVM if the probe says it runs our kernel
+
+
+@dataclass(frozen=True)
+class CommandReport:
+    result: GuestResult
+    splats: list[oracle.Splat]
+
+    @property
+    def failed(self) -> bool:
+        return self.result.status != 0 or bool(self.splats)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _ours(state: VmState) -> bool:
+    """Whether state.pid is still the virtme-ng process we started (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    return state.run_dir.encode() in b" ".join(cmdline)
+
+
+def running(cache: Path) -> VmState | None:
+    state = VmState.load(cache)
+    return state if state and _alive(state.pid) and _ours(state) else None
+
+
+def halt(cache: Path) -> bool:
+    """Stop the VM (if any) and remove its directory; return whether one was running."""
+    state = VmState.load(cache)
+    was_running = False
+    if state and _alive(state.pid) and _ours(state):
+        was_running = True
+        _kill_group(state.pid)
+    console = cache / "vm" / "console.log"
+    if console.exists():
+        console.replace(cache / LAST_CONSOLE)
+    shutil.rmtree(cache / "vm", ignore_errors=True)
+    return was_running
+
+
+def _kill_group(pid: int) -> None:
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def choose_accel(image: Path, cache: Path) -> str:
+    usable, reason = accel.kvm_runs_kernel(image, cache)
+    if not usable:
+        print(f"vm: software emulation (TCG), as KVM cannot be used: {reason}", file=sys.stderr)
+    return "kvm" if usable else "tcg"
+
+
+def vng_argv(options: BootOptions, run_dir: Path, port: int, accel_name: str) -> list[str]:
+    vng = Path(sys.executable).with_name("vng")
+    netdev = (f"-netdev user,id=mlab,restrict=off,hostfwd=tcp:127.0.0.1:{port}-:22 "
+              f"-device virtio-net-pci,netdev=mlab,mac={GUEST_MAC}")
+    qemu_opts = " ".join((netdev, *options.qemu_opts))
+    argv = [str(vng), "--run", str(options.image), "--verbose", "--force-9p",
+            "--cpus", str(options.cpus), "--memory", options.memory,
+            "--append", " ".join((*LOUD_CMDLINE, *options.append)),
+            "--rwdir", str(run_dir / "guest"), "--cwd", str(PROJECT_ROOT),
+            f"--qemu-opts={qemu_opts}",
+            "--exec", shlex.join([str(GUEST_SCRIPT), str(run_dir), GUEST_MAC])]
+    if accel_name == "tcg":
+        argv.append("--disable-kvm")
+    return argv
+
+
+def boot(options: BootOptions, cache: Path) -> Vm:
+    """Boot a VM with options.image, or return the running one if it runs that image."""
+    image = options.image.resolve()
+    if not image.is_file():
+        raise BootFailed(f"no kernel image at {image} (run: invoke build)")
+    current = running(cache)
+    if current and current.image == str(image) \
+            and current.image_mtime_ns == image.stat().st_mtime_ns:
+        return Vm(current, cache)
+    halt(cache)
+    try:
+        return _start(options, image, cache)
+    except BaseException:
+        halt(cache)
+        raise
+
+
+def _start(options: BootOptions, image: Path, cache: Path) -> Vm:
+    run_dir = cache / "vm"
+    (run_dir / "guest").mkdir(parents=True)
+    client_key = run_dir / "id_client"
+    authorized = write_key_pair(client_key)
+    (run_dir / "authorized_keys").write_text(authorized + "\n")
+    host_public = write_key_pair(run_dir / "host_key")
+    (run_dir / "sshd_config").write_text(sshd_config(run_dir))
+    accel_name = options.accel or choose_accel(image, cache)
+    if accel_name not in ("kvm", "tcg"):
+        raise BootFailed(f"unknown accelerator {accel_name!r}: use kvm or tcg")
+    port = free_local_port()
+    argv = vng_argv(options, run_dir, port, accel_name)
+    print(f"vm: {shlex.join(argv)}", file=sys.stderr)
+    console = run_dir / "console.log"
+    with console.open("wb") as out:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True,
+                                   cwd=PROJECT_ROOT, env=_vng_environment())
+    state = VmState(process.pid, str(image), image.stat().st_mtime_ns, str(run_dir),
+                    str(console), port, str(client_key), host_public, accel_name,
+                    options.cpus, options.memory, argv)
+    state.save(cache)
+    vm = Vm(state, cache)
+    vm.wait_for_ssh(options.timeout, process)
+    return vm
+
+
+def _vng_environment() -> dict[str, str]:
+    """vng runs virtme-run by name: the virtualenv's bin directory must be on PATH."""
+    venv_bin = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def sshd_config(run_dir: Path) -> str:
+    """The guest sshd's configuration: only the keys made for this VM in run_dir."""
+    return "\n".join([
+        "Port 22",
+        "PidFile /run/sshd.pid",
+        f"HostKey {run_dir / 'host_key'}",
+        f"AuthorizedKeysFile {run_dir / 'authorized_keys'}",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "UseDNS no",
+        "PrintMotd no",
+        "Subsystem sftp internal-sftp",
+        "",
+    ])
+
+
+class Vm:
+    def __init__(self, state: VmState, cache: Path):
+        self.state = state
+        self.cache = cache
+        self.console = Path(state.console)
+        self._guest: Guest | None = None
+        self._sync_serial = 0
+
+    # ---- the console ----
+    def console_size(self) -> int:
+        return self.console.stat().st_size if self.console.exists() else 0
+
+    def console_since(self, offset: int) -> list[str]:
+        with self.console.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace").splitlines()
+
+    def last_console_lines(self, count: int = LAST_LINES) -> str:
+        return "\n".join(self.console_since(0)[-count:])
+
+    # ---- SSH ----
+    def wait_for_ssh(self, timeout: float, process: subprocess.Popen | None = None) -> None:
+        """Return once SSH works; fail with the last console lines if the VM exits, panics
+        or stays silent past the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if process is not None and process.poll() is not None or not _alive(self.state.pid):
+                raise BootFailed(f"the VM exited while booting\n{self._console_tail()}")
+            panics = [s for s in oracle.find_splats(self.console_since(0)) if s.kind == "panic"]
+            if panics:
+                raise BootFailed(f"the kernel panicked while booting\n{self._console_tail()}")
+            try:
+                self._guest = Guest(self.state.ssh_port, Path(self.state.client_key),
+                                    self.state.host_public_key)
+                return
+            except Exception as err:  # noqa: BLE001 - paramiko raises many kinds
+                if time.monotonic() > deadline:
+                    raise BootFailed(f"no SSH prompt from the VM within {timeout:.0f} s "
+                                     f"({type(err).__name__})\n{self._console_tail()}") from None
+                time.sleep(0.1)
+
+    def _console_tail(self) -> str:
+        text = f"last console lines ({self.console}):\n{self.last_console_lines()}"
+        sshd_log = Path(self.state.run_dir) / "guest" / "sshd.log"
+        if sshd_log.exists() and sshd_log.stat().st_size:
+            lines = sshd_log.read_text(errors="replace").splitlines()[-LAST_LINES:]
+            text += "\nguest sshd log:\n" + "\n".join(lines)
+        return text
+
+    @property
+    def guest(self) -> Guest:
+        if self._guest is None or not self._guest.alive():
+            self.wait_for_ssh(SYNC_TIMEOUT)
+        return self._guest
+
+    def kernel_release(self) -> str:
+        return self.guest.run("uname -r", SYNC_TIMEOUT).output.strip()
+
+    # ---- commands under the oracle ----
+    def run(self, command: str | Sequence[str], timeout: float,
+            output: Output | None = None) -> CommandReport:
+        start = self.console_size()
+        try:
+            result = self.guest.run(command, timeout, output)
+        except CommandTimeout as err:
+            raise CommandTimeout(err.command, err.timeout,
+                                 err.output + self._blocked_tasks_dump(start)) from None
+        except ConnectionLost as err:
+            raise self._death(str(err), start) from None
+        self.sync_console()
+        return CommandReport(result, oracle.find_splats(self.console_since(start)))
+
+    def decoded(self, splat: oracle.Splat) -> str:
+        """The splat's text, its trace decoded against this VM's kernel build."""
+        return decode.decode(splat.text, Path(self.state.image))
+
+    def sync_console(self) -> None:
+        """Write a marker to /dev/kmsg and wait for it on the console: everything the kernel
+        logged before it is then in the console file."""
+        self._sync_serial += 1
+        marker = f"{oracle.MARKER_PREFIX} sync {os.getpid()}-{self._sync_serial}"
+        start = self.console_size()
+        self.guest.run(f"echo '{marker}' > /dev/kmsg", SYNC_TIMEOUT)
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while not any(line.endswith(marker) for line in self.console_since(start)):
+            if time.monotonic() > deadline:
+                raise VmError(f"the console did not show the sync marker within "
+                              f"{SYNC_TIMEOUT:.0f} s ({self.console})")
+            time.sleep(0.02)
+
+    def _blocked_tasks_dump(self, start: int) -> str:
+        """Ask the guest for SysRq-w and return what the console shows of it."""
+        try:
+            self.guest.run("echo w > /proc/sysrq-trigger", SYNC_TIMEOUT)
+            self.sync_console()
+        except (SshError, VmError) as err:
+            return f"\n(no blocked-task dump: {err})"
+        lines = self.console_since(start)
+        first = next((i for i, line in enumerate(lines) if "sysrq: Show Blocked State" in line),
+                     None)
+        dump = lines[first:] if first is not None else lines[-LAST_LINES:]
+        dump = [line for line in dump if oracle.MARKER_PREFIX not in line]
+        return "\n--- blocked tasks (SysRq-w) ---\n" + "\n".join(dump)
+
+    def _death(self, reason: str, start: int) -> GuestDied:
+        """The guest went away under a command: wait for QEMU to end, report the splats."""
+        deadline = time.monotonic() + 10.0
+        while _alive(self.state.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        splats = oracle.find_splats(self.console_since(start))
+        halt(self.cache)
+        shown = "\n\n".join(s.text for s in splats) or self.last_console_lines()
+        return GuestDied(f"{reason}: the VM died\n{shown}", splats)

@@ -1,0 +1,176 @@
+"""SSH to the guest with paramiko: keys made for one VM, commands with exit status, streamed
+output and timeouts, and file copy both ways.
+
+The client key and the guest's host key are generated for each boot (ed25519, files of mode
+0600 in the VM's run directory, which `halt` removes). The client trusts only that host key,
+and never looks at the user's own keys or agent.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import logging
+import os
+import shlex
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from harness.errors import HarnessError
+
+# paramiko's transport thread logs (with tracebacks) every refused early connection while
+# the guest boots; our own errors say what failed, so its log stays quiet.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+GUEST_USER = "root"
+CONNECT_TIMEOUT = 2.0
+Output = Callable[[str], None]
+
+
+class SshError(HarnessError):
+    pass
+
+
+class ConnectionLost(SshError):
+    """The guest stopped answering in the middle of a command (it panicked, or was halted)."""
+
+
+class CommandTimeout(SshError):
+    def __init__(self, command: str, timeout: float, output: str):
+        self.command, self.timeout, self.output = command, timeout, output
+        super().__init__(f"guest command timed out after {timeout:.0f} s: {command}")
+
+
+@dataclass(frozen=True)
+class GuestResult:
+    command: str
+    status: int
+    output: str  # stdout and stderr, interleaved as the guest wrote them
+
+
+def write_key_pair(private_path: Path) -> str:
+    """Write a new ed25519 private key (mode 0600, OpenSSH format) to private_path and its
+    public key next to it (.pub); return the public key line."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    private_path.with_suffix(".pub").write_text(public + "\n")
+    return public
+
+
+def free_local_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (QEMU binds it next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Guest:
+    """An SSH session to the guest on 127.0.0.1:port."""
+
+    def __init__(self, port: int, client_key: Path, host_public_key: str):
+        self.port = port
+        self.client = paramiko.SSHClient()
+        key_type, key_data = host_public_key.split()[:2]
+        host_key = paramiko.Ed25519Key(data=base64.b64decode(key_data))
+        self.client.get_host_keys().add(f"[127.0.0.1]:{port}", key_type, host_key)
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.connect("127.0.0.1", port=port, username=GUEST_USER,
+                            pkey=paramiko.Ed25519Key.from_private_key_file(str(client_key)),
+                            look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
+                            banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
+        self.client.get_transport().set_keepalive(5)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def alive(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def run(self, command: str | Sequence[str], timeout: float,
+            output: Output | None = None) -> GuestResult:
+        """Run command (a shell string, or an argv list quoted for the guest's shell) and
+        return its status and output; stream output as it arrives when `output` is given.
+
+        Raises CommandTimeout after `timeout` seconds (the command is left to the caller to
+        deal with) and ConnectionLost if the guest goes away first.
+        """
+        if not isinstance(command, str):
+            command = shlex.join(str(a) for a in command)
+        try:
+            channel = self.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+        except (paramiko.SSHException, OSError, AttributeError) as err:
+            raise ConnectionLost(f"guest SSH session lost before: {command} ({err})") from err
+        channel.set_combine_stderr(True)
+        channel.settimeout(0.2)
+        channel.exec_command(command)
+        return self._collect(channel, command, time.monotonic() + timeout, timeout, output)
+
+    def _collect(self, channel: paramiko.Channel, command: str, deadline: float,
+                 timeout: float, output: Output | None) -> GuestResult:
+        chunks: list[str] = []
+        decoder = _Utf8Stream()
+        while True:
+            try:
+                data = channel.recv(65536)
+            except TimeoutError:
+                data = None
+            except OSError as err:
+                raise ConnectionLost(f"guest connection lost during: {command} ({err})") from err
+            if data:
+                text = decoder.feed(data)
+                chunks.append(text)
+                if output:
+                    output(text)
+                continue
+            if data == b"" or channel.exit_status_ready():
+                break
+            if not self.alive():
+                raise ConnectionLost(f"guest connection lost during: {command}")
+            if time.monotonic() > deadline:
+                channel.close()
+                raise CommandTimeout(command, timeout, "".join(chunks))
+        status = self._exit_status(channel, command, deadline)
+        return GuestResult(command, status, "".join(chunks))
+
+    def _exit_status(self, channel: paramiko.Channel, command: str, deadline: float) -> int:
+        while not channel.exit_status_ready():
+            if not self.alive() or time.monotonic() > deadline:
+                raise ConnectionLost(f"guest connection lost during: {command}")
+            time.sleep(0.02)
+        status = channel.recv_exit_status()
+        if status == -1:  # the channel closed without an exit-status message
+            raise ConnectionLost(f"guest connection lost during: {command}")
+        return status
+
+    def put(self, local: Path, remote: str) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.put(str(local), remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        with self.client.open_sftp() as sftp:
+            sftp.get(remote, str(local))
+
+
+class _Utf8Stream:
+    """Decode UTF-8 that arrives in arbitrary chunks (a character may be split)."""
+
+    def __init__(self):
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes) -> str:
+        return self._decoder.decode(data)
