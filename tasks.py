@@ -28,25 +28,47 @@ def setup(c):
 
 
 @task(help={
-    "host": "run on the kernel of this machine (the VM target comes with invoke boot)",
+    "host": "run on the kernel of this machine instead of our kernel in the VM",
     "k": "only tests matching this pytest -k expression",
     "junit": "write a JUnit XML report to this path",
 })
 def test(c, host=False, k=None, junit=None):
-    """Run the MPTCP behaviour tests (tests/mptcp) against a real kernel."""
+    """Run the MPTCP behaviour tests (tests/mptcp) in the VM, or on this kernel with --host.
+
+    Without --host, a VM is booted for the run if none is up, and halted after.
+    """
     from pathlib import Path
 
     from harness import testrun
 
-    if not host:
-        raise Exit("error: only --host is available until the VM lands (invoke boot)", code=2)
-    _run_tests([TESTS_DIR / "mptcp"], k, Path(junit) if junit else None, testrun.host_target())
+    junit = Path(junit).resolve() if junit else None
+    if host:
+        _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target())
+        return
+    from harness.vm import machine
+
+    cache = _cache(c)
+    booted_here = machine.running(cache) is None
+    try:
+        vm = machine.boot(_boot_options(cache), cache)
+        target = f"VM kernel {vm.kernel_release()} ({vm.state.accel})"
+        outcome = testrun.run_pytest_in_vm(vm, [TESTS_DIR / "mptcp"], k, junit)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    finally:
+        if booted_here:
+            machine.halt(cache)
+    for splat in outcome.splats:
+        print(f"\n--- kernel splat during the run ---\n{vm.decoded(splat)}")
+    print(outcome.summary(target))
+    if outcome.exit_code != 0:
+        raise Exit(code=outcome.exit_code)
 
 
 @task(help={"k": "only tests matching this pytest -k expression",
             "junit": "write a JUnit XML report to this path"})
 def check(c, k=None, junit=None):
-    """The project's test suite: ruff, then every test (harness unit tests and tests/mptcp)."""
+    """ruff, then the harness unit tests and tests/mptcp on this machine's kernel."""
     from pathlib import Path
 
     from harness import testrun
@@ -54,7 +76,21 @@ def check(c, k=None, junit=None):
     code = testrun.lint()
     if code != 0:
         raise Exit("error: ruff found problems (see above)", code=code)
-    _run_tests([TESTS_DIR], k, Path(junit) if junit else None, testrun.host_target())
+    _run_tests([TESTS_DIR / "harness", TESTS_DIR / "mptcp"], k, Path(junit) if junit else None,
+               testrun.host_target())
+
+
+@task(help={"junit": "write a JUnit XML report to this path"})
+def oracle(c, junit=None):
+    """Provoke splats, hangs and failed boots in VMs; check the kernel-health oracle catches each.
+
+    LKDTM's WARNING and oops, a hung command and kernels that cannot boot, each in a VM of
+    its own, with the kernel that `invoke build` made last.
+    """
+    from pathlib import Path
+
+    _run_tests([TESTS_DIR / "vm"], None, Path(junit) if junit else None,
+               "oracle checks in VMs")
 
 
 def _run_tests(paths, keyword, junit, target):
@@ -82,8 +118,12 @@ def topo_check(c, file):
     print(f"{file}: ok: topology '{spec.name}' with hosts {hosts} and {len(spec.links)} links")
 
 
+def _cache(c):
+    return cache_dir(c.config.get("cache_dir"))
+
+
 def _state_file(c):
-    return cache_dir(c.config.get("cache_dir")) / "topologies-up.json"
+    return _cache(c) / "topologies-up.json"
 
 
 @task(help={"name": "a topology of topologies/ (e.g. two-paths) or a path to a TOML file"})
@@ -140,6 +180,87 @@ def build(c, tree=None, patches=None, no_patches=False, variant="normal", config
         raise _fail(exc) from None
     what = "up to date" if result.log is None else f"built (log: {result.log})"
     print(f"kernel {what}: {result.record.image}")
+    kernel_build.remember_last_image(request.cache, Path(result.record.image))
+
+
+def _boot_options(cache, image=None, cpus=2, memory="2G", timeout=None, append=()):
+    from pathlib import Path
+
+    from harness.kernel import build as kernel_build
+    from harness.vm import machine
+
+    image = Path(image) if image else kernel_build.last_image(cache)
+    return machine.BootOptions(image=image, cpus=int(cpus), memory=memory,
+                               timeout=float(timeout or machine.BOOT_TIMEOUT),
+                               append=tuple(append or ()))
+
+
+@task(iterable=["append"], help={
+    "image": "the kernel image to boot (default: the last one `invoke build` built)",
+    "cpus": "guest CPUs",
+    "memory": "guest memory (QEMU syntax, e.g. 2G)",
+    "timeout": "seconds to wait for the guest's SSH prompt",
+    "append": "an extra kernel command-line option (repeatable)",
+})
+def boot(c, image=None, cpus=2, memory="2G", timeout=None, append=None):
+    """Boot our kernel in a background VM (QEMU via virtme-ng), reachable over SSH."""
+    from harness.vm import machine
+
+    cache = _cache(c)
+    try:
+        vm = machine.boot(_boot_options(cache, image, cpus, memory, timeout, append), cache)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    state = vm.state
+    print(f"vm: up ({state.accel}, {state.cpus} CPUs, {state.memory}) kernel {state.image}; "
+          f"ssh on 127.0.0.1:{state.ssh_port}; console {state.console}")
+
+
+@task
+def halt(c):
+    """Stop the VM and remove its state and keys."""
+    from harness.vm import machine
+
+    print("vm: halted" if machine.halt(_cache(c)) else "vm: none was running")
+
+
+def _running_vm(c):
+    from harness.vm import machine
+
+    cache = _cache(c)
+    state = machine.running(cache)
+    if state is None:
+        raise Exit("error: no VM is running (start one with: invoke boot)", code=1)
+    return machine.Vm(state, cache)
+
+
+@task(help={"cmd": "the shell command to run in the VM",
+            "timeout": "seconds before the command is cut (after a blocked-task dump)"})
+def exec_(c, cmd, timeout=600):
+    """Run one command in the VM; its output and exit status are this task's."""
+    import sys
+
+    vm = _running_vm(c)
+    try:
+        report = vm.run(cmd, float(timeout), output=lambda t: (sys.stdout.write(t),
+                                                               sys.stdout.flush()))
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    for splat in report.splats:
+        print(f"--- kernel splat during the command ---\n{vm.decoded(splat)}", file=sys.stderr)
+    if report.splats:
+        raise Exit(f"error: the kernel logged {len(report.splats)} splat(s): "
+                   + "; ".join(map(str, report.splats)), code=1)
+    if report.result.status != 0:
+        raise Exit(code=report.result.status)
+
+
+@task
+def shell(c):
+    """An interactive shell in the VM."""
+    from harness.vm import shell as vm_shell
+
+    raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
 BENCHMARKS = ("throughput", "build")
@@ -171,4 +292,5 @@ topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
-ns = Collection(setup, build, test, check, bench, topo)
+ns = Collection(setup, build, boot, halt, shell, test, check, oracle, bench, topo)
+ns.add_task(exec_, "exec")

@@ -122,3 +122,37 @@ def capture(mptcp_kernel):
             return stack.enter_context(cap)
 
         yield start
+
+
+# ---- the kernel-health oracle, per test, when the tests run inside our VM ----
+_kernel_log = None
+
+
+def pytest_sessionstart(session):
+    global _kernel_log
+    from harness.vm import kmsg
+
+    if kmsg.in_guest():
+        _kernel_log = kmsg.KernelLog()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    if _kernel_log is not None:
+        _kernel_log.new_lines()  # what came between tests is the host console's business
+        _kernel_log.mark(f"test start {item.nodeid}")
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if _kernel_log is None or call.when != "teardown":
+        return
+    splats = _kernel_log.splats()
+    _kernel_log.mark(f"test end {item.nodeid}")
+    if splats:
+        report = outcome.get_result()
+        report.outcome = "failed"
+        report.longrepr = (f"the kernel logged {len(splats)} splat(s) during this test:\n\n"
+                           + "\n\n".join(s.text for s in splats))

@@ -1,6 +1,7 @@
 """The command line as a user runs it: invoke tasks in a subprocess, and the pytest plugin
 loaded through its entry point by a test file that lives outside this repository."""
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -12,9 +13,9 @@ from harness.paths import PROJECT_ROOT
 INVOKE = [sys.executable, "-m", "invoke"]
 
 
-def invoke(*args, timeout=120):
+def invoke(*args, timeout=120, env=None):
     return subprocess.run([*INVOKE, *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def test_test_task_runs_selected_tests_writes_junit_and_a_summary(tmp_path, mptcp_kernel):
@@ -32,9 +33,22 @@ def test_no_test_collected_is_a_failure():
     assert "collected no test" in proc.stderr
 
 
-def test_test_task_without_a_target_says_what_to_do():
-    proc = invoke("test")
-    assert proc.returncode == 2 and "--host" in proc.stderr
+def test_test_in_the_vm_without_a_kernel_says_to_build_one(tmp_path):
+    proc = invoke("test", env={"INVOKE_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode != 0
+    assert "no kernel image at" in proc.stderr and "invoke build" in proc.stderr
+    assert not (tmp_path / "vm").exists()
+
+
+def test_exec_and_shell_without_a_vm_say_how_to_start_one(tmp_path):
+    for args in (("exec", "--cmd", "true"), ("shell",)):
+        proc = invoke(*args, env={"INVOKE_CACHE_DIR": str(tmp_path)})
+        assert proc.returncode == 1 and "invoke boot" in proc.stderr
+
+
+def test_halt_without_a_vm_says_so(tmp_path):
+    proc = invoke("halt", env={"INVOKE_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0 and "none was running" in proc.stdout
 
 
 def test_the_plugin_serves_tests_outside_the_repository(tmp_path):
@@ -54,7 +68,8 @@ def test_unknown_benchmark_is_named():
     assert proc.returncode == 2 and "unknown benchmark 'nope'" in proc.stderr
 
 
-@pytest.mark.parametrize("task", ["setup", "test", "check", "bench", "topo.check", "topo.up",
+@pytest.mark.parametrize("task", ["setup", "build", "boot", "exec", "shell", "halt", "test",
+                                  "check", "oracle", "bench", "topo.check", "topo.up",
                                   "topo.down"])
 def test_every_task_has_help(task):
     proc = invoke("--help", task)

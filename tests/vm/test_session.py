@@ -1,0 +1,70 @@
+"""The SSH session to a real guest (status, streamed output, timeouts, files both ways,
+host-key checking) and the per-test oracle of pytest runs inside the guest."""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from harness import testrun
+from harness.vm.ssh import CommandTimeout, Guest, write_key_pair
+
+DATA = Path(__file__).with_name("data")
+
+
+def test_commands_give_status_and_interleaved_output_streamed(boot_vm):
+    vm = boot_vm()
+    streamed = []
+    result = vm.guest.run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30,
+                          output=streamed.append)
+    assert result.status == 3
+    assert result.output.splitlines() == ["out", "err"]
+    assert "".join(streamed) == result.output
+
+
+def test_a_command_past_its_timeout_is_cut_with_what_it_printed(boot_vm):
+    vm = boot_vm()
+    with pytest.raises(CommandTimeout) as cut:
+        vm.guest.run("echo started; sleep 60", timeout=2)
+    assert cut.value.output.strip() == "started"
+    assert vm.run("echo alive", timeout=30).result.output.strip() == "alive"
+
+
+def test_files_go_both_ways(boot_vm, tmp_path):
+    vm = boot_vm()
+    sent = tmp_path / "sent.bin"
+    sent.write_bytes(bytes(range(256)) * 1000)
+    vm.guest.put(sent, "/tmp/copy.bin")
+    digest = vm.guest.run("sha256sum /tmp/copy.bin", 30).output.split()[0]
+    assert digest == hashlib.sha256(sent.read_bytes()).hexdigest()
+    back = tmp_path / "back.bin"
+    vm.guest.get("/tmp/copy.bin", back)
+    assert back.read_bytes() == sent.read_bytes()
+
+
+def test_keys_are_private_and_another_host_key_is_refused(boot_vm, tmp_path):
+    vm = boot_vm()
+    key = Path(vm.state.client_key)
+    assert key.stat().st_mode & 0o777 == 0o600
+    impostor = write_key_pair(tmp_path / "impostor")
+    with pytest.raises(paramiko.SSHException, match="does not match"):
+        Guest(vm.state.ssh_port, key, impostor)
+
+
+def test_a_splat_fails_the_test_it_happened_in_and_only_that_one(boot_vm, tmp_path):
+    vm = boot_vm()
+    junit = tmp_path / "junit.xml"
+    outcome = testrun.run_pytest_in_vm(vm, [DATA / "provoke_in_test.py"], junit=junit)
+    assert outcome.exit_code != 0
+    assert (outcome.passed, outcome.failed + outcome.errors) == (2, 1)
+    assert [s.kind for s in outcome.splats] == ["WARNING"]
+    failures = {case.get("name"): case.find("failure") if case.find("failure") is not None
+                else case.find("error")
+                for case in ET.parse(junit).getroot().iter("testcase")}
+    assert failures["test_quiet_before"] is None and failures["test_quiet_after"] is None
+    failure = failures["test_provokes_a_warning"]
+    assert "lkdtm_WARNING" in (failure.text or "") + failure.get("message", "")
