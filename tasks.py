@@ -263,16 +263,18 @@ def shell(c):
     raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
-BENCHMARKS = ("throughput", "build")
+BENCHMARKS = ("throughput", "boot", "build")
 
 
 @task(help={"only": f"run only this benchmark: {', '.join(BENCHMARKS)}",
             "runs": "runs per case (the median is reported)"})
 def bench(c, only=None, runs=5):
-    """Benchmarks: throughput of one path vs two (medians); kernel build times (--only build)."""
+    """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH; kernel
+    build times only with --only build."""
     if only is not None and only not in BENCHMARKS:
         raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
-    from harness.bench import build_times, throughput
+    from harness.bench import boot_times, build_times, throughput
+    from harness.kernel.build import last_image
 
     try:
         if only in (None, "throughput"):
@@ -280,8 +282,13 @@ def bench(c, only=None, runs=5):
             print(f"throughput on topology {throughput.TOPOLOGY} ({runs} runs of 50 MB each):")
             for result in results:
                 print(result.line())
+        if only in (None, "boot"):
+            cache = _cache(c)
+            print(f"boot of {last_image(cache)} ({runs} runs each):")
+            for result in boot_times.measure(last_image(cache), cache, runs=int(runs)):
+                print(result.line())
         if only == "build":  # tens of minutes: only when asked for by name
-            for line in build_times.measure(cache_dir(c.config.get("cache_dir"))):
+            for line in build_times.measure(_cache(c)):
                 print(line, flush=True)  # one line per case, as each is measured
     except HarnessError as exc:
         raise _fail(exc) from None

@@ -230,7 +230,7 @@ def _start(options: BootOptions, image: Path, cache: Path) -> Vm:
     with console.open("wb") as out:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                   cwd=PROJECT_ROOT, env=_vng_environment())
+                                   cwd=PROJECT_ROOT, env=vng_environment())
     state = VmState(process.pid, str(image), image.stat().st_mtime_ns, str(run_dir),
                     str(console), port, str(client_key), host_public, accel_name,
                     options.cpus, options.memory, argv)
@@ -240,7 +240,7 @@ def _start(options: BootOptions, image: Path, cache: Path) -> Vm:
     return vm
 
 
-def _vng_environment() -> dict[str, str]:
+def vng_environment() -> dict[str, str]:
     """vng runs virtme-run by name: the virtualenv's bin directory must be on PATH."""
     venv_bin = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
