@@ -58,7 +58,7 @@ def test_keys_are_private_and_another_host_key_is_refused(boot_vm, tmp_path):
 def test_a_splat_fails_the_test_it_happened_in_and_only_that_one(boot_vm, tmp_path):
     vm = boot_vm()
     junit = tmp_path / "junit.xml"
-    outcome = testrun.run_pytest_in_vm(vm, [DATA / "provoke_in_test.py"], junit=junit)
+    outcome = testrun.run_pytest_in_vm(vm, [DATA / "provoke_splat.py"], junit=junit)
     assert outcome.exit_code != 0
     assert (outcome.passed, outcome.failed + outcome.errors) == (2, 1)
     assert [s.kind for s in outcome.splats] == ["WARNING"]
