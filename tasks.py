@@ -27,12 +27,26 @@ def setup(c):
           else "setup: every Debian package is already installed")
 
 
-@task(help={
+SELFTEST_HELP = {
+    "only": "a selftest script to run, with its arguments (repeatable): 'diag.sh', "
+            "'mptcp_join.sh -f -s' (test groups), 'mptcp_join.sh 42' (one subtest)",
+    "expect_all_features": "a skipped selftest is a failure "
+                           "(the suite's SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES)",
+    "retry_failed": "rerun a failed script up to N times; a pass on retry is reported as flaky",
+    "timeout": "seconds per script (default: the suite's settings file, 1800)",
+    "verbose": "stream the scripts' output",
+}
+
+
+@task(iterable=["only"], help={
     "host": "run on the kernel of this machine instead of our kernel in the VM",
     "k": "only tests matching this pytest -k expression",
     "junit": "write a JUnit XML report to this path",
+    "all": "also KUnit and the kernel's MPTCP selftests, in the same VM, one report",
+    **SELFTEST_HELP,
 })
-def test(c, host=False, k=None, junit=None):
+def test(c, host=False, k=None, junit=None, all=False, only=None, expect_all_features=False,
+         retry_failed=0, timeout=None, verbose=False):
     """Run the MPTCP behaviour tests (tests/mptcp) in the VM, or on this kernel with --host.
 
     Without --host, a VM is booted for the run if none is up, and halted after.
@@ -45,24 +59,64 @@ def test(c, host=False, k=None, junit=None):
     if host:
         _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target())
         return
+    from harness import fullrun
     from harness.vm import machine
 
     cache = _cache(c)
-    booted_here = machine.running(cache) is None
+    selftests = fullrun.SelftestOptions(tuple(only or ()), expect_all_features,
+                                        int(retry_failed), int(timeout) if timeout else None,
+                                        verbose) if all else None
     try:
-        vm = machine.boot(_boot_options(cache), cache)
-        target = f"VM kernel {vm.kernel_release()} ({vm.state.accel})"
-        outcome = testrun.run_pytest_in_vm(vm, [TESTS_DIR / "mptcp"], k, junit)
+        with machine.session(_boot_options(cache), cache) as vm:
+            run = fullrun.run_in_vm(vm, TESTS_DIR / "mptcp", k, selftests)
     except HarnessError as exc:
         raise _fail(exc) from None
-    finally:
-        if booted_here:
-            machine.halt(cache)
-    for splat in outcome.splats:
-        print(f"\n--- kernel splat during the run ---\n{vm.decoded(splat)}")
-    print(outcome.summary(target))
-    if outcome.exit_code != 0:
-        raise Exit(code=outcome.exit_code)
+    code = fullrun.report(run, junit)
+    if code != 0:
+        raise Exit(code=code)
+
+
+@task(iterable=["only"], help={"junit": "write a JUnit XML report to this path",
+                               **SELFTEST_HELP})
+def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=None,
+              verbose=False, junit=None):
+    """Build the kernel's MPTCP selftests (same tree and series) and run them in the VM."""
+    from pathlib import Path
+
+    from harness import fullrun
+    from harness.vm import machine
+
+    cache = _cache(c)
+    options = fullrun.SelftestOptions(tuple(only or ()), expect_all_features,
+                                      int(retry_failed), int(timeout) if timeout else None,
+                                      verbose)
+    try:
+        with machine.session(_boot_options(cache), cache) as vm:
+            run = fullrun.run_in_vm(vm, None, None, options, kunit=False)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    code = fullrun.report(run, Path(junit).resolve() if junit else None)
+    if code != 0:
+        raise Exit(code=code)
+
+
+@task(help={"junit": "write a JUnit XML report to this path"})
+def kunit(c, junit=None):
+    """Run the MPTCP KUnit suites (mptcp-crypto, mptcp-token) in the VM's kernel."""
+    from pathlib import Path
+
+    from harness import fullrun
+    from harness.vm import machine
+
+    cache = _cache(c)
+    try:
+        with machine.session(_boot_options(cache), cache) as vm:
+            run = fullrun.run_in_vm(vm, None, None, None, kunit=True)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    code = fullrun.report(run, Path(junit).resolve() if junit else None)
+    if code != 0:
+        raise Exit(code=code)
 
 
 @task(help={"k": "only tests matching this pytest -k expression",
@@ -299,5 +353,6 @@ topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
-ns = Collection(setup, build, boot, halt, shell, test, check, oracle, bench, topo)
+ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
+                bench, topo)
 ns.add_task(exec_, "exec")

@@ -28,6 +28,8 @@ DEBIAN_PACKAGES = {
     "cpio": "kernel build (kheaders)",
     "xz-utils": "unpacking the kernel source",
     "patch": "applying the patch series",
+    "iptables": "the kernel's MPTCP selftests (mptcp_join.sh, mptcp_sockopt.sh)",
+    "rsync": "installing the kernel's selftests (kselftest's make install)",
     "qemu-system-x86": "the VM that runs our kernel (virtme-ng drives it)",
     "openssh-server": "sshd inside the VM (the guest runs the host's binary over 9p); "
                       "the host's own ssh service is not needed",

@@ -50,6 +50,8 @@ LAST_LINES = 25
 LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
 # Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
 # the blocked-task dump; our /dev/kmsg markers must not be rate limited.
+# KUnit: the MPTCP suites run at boot and can be run again through debugfs (invoke kunit).
+KUNIT_CMDLINE = ("kunit.enable=1", "kunit.filter_glob=mptcp*")
 LOUD_CMDLINE = ("oops=panic", "softlockup_panic=1", "hung_task_panic=1",
                 "sysrq_always_enabled=1", "printk.devkmsg=on", "net.ifnames=0")
 
@@ -186,7 +188,7 @@ def vng_argv(options: BootOptions, run_dir: Path, port: int, accel_name: str) ->
     qemu_opts = " ".join((netdev, *options.qemu_opts))
     argv = [str(vng), "--run", str(options.image), "--verbose", "--force-9p",
             "--cpus", str(options.cpus), "--memory", options.memory,
-            "--append", " ".join((*LOUD_CMDLINE, *options.append)),
+            "--append", " ".join((*LOUD_CMDLINE, *KUNIT_CMDLINE, *options.append)),
             "--rwdir", str(run_dir / "guest"), "--cwd", str(PROJECT_ROOT),
             f"--qemu-opts={qemu_opts}",
             "--exec", shlex.join([str(GUEST_SCRIPT), str(run_dir), GUEST_MAC])]
@@ -210,6 +212,20 @@ def boot(options: BootOptions, cache: Path) -> Vm:
     except BaseException:
         halt(cache)
         raise
+
+
+@contextlib.contextmanager
+def session(options: BootOptions, cache: Path):
+    """The running VM if it runs options.image, else one booted for this block and halted
+    after it (also on failure and Ctrl-C)."""
+    before = running(cache)
+    vm = None
+    try:
+        vm = boot(options, cache)
+        yield vm
+    finally:
+        if vm is not None and (before is None or before.pid != vm.state.pid):
+            halt(cache)
 
 
 def _start(options: BootOptions, image: Path, cache: Path) -> Vm:

@@ -69,8 +69,8 @@ def test_unknown_benchmark_is_named():
 
 
 @pytest.mark.parametrize("task", ["setup", "build", "boot", "exec", "shell", "halt", "test",
-                                  "check", "oracle", "bench", "topo.check", "topo.up",
-                                  "topo.down"])
+                                  "selftests", "kunit", "check", "oracle", "bench",
+                                  "topo.check", "topo.up", "topo.down"])
 def test_every_task_has_help(task):
     proc = invoke("--help", task)
     assert proc.returncode == 0 and "Docstring:" in proc.stdout

@@ -1,0 +1,103 @@
+"""One run in one VM: our tests (pytest in the guest), KUnit and the kernel's MPTCP
+selftests, reported together: a summary per part, one JUnit XML file for all of it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import kunit as kunit_runner
+from harness import selftests as selftest_runner
+from harness import testrun
+from harness.kernel.selftests_build import build_selftests
+from harness.report.junit import write_junit
+from harness.report.ktap import ScriptResult
+from harness.report.summary import summary_line, summary_table
+
+
+@dataclass(frozen=True)
+class SelftestOptions:
+    only: tuple[str, ...] = ()  # --only entries; empty: the whole suite
+    expect_all_features: bool = False
+    retries: int = 0
+    timeout_s: int | None = None  # None: the suite's settings file
+    verbose: bool = False
+
+
+@dataclass
+class FullRun:
+    target: str
+    pytest: testrun.Outcome | None = None
+    pytest_junit: str = ""  # the XML pytest wrote in the guest
+    pytest_splats: list[str] = field(default_factory=list)  # decoded
+    kunit: list[ScriptResult] = field(default_factory=list)
+    selftests: list[ScriptResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        pytest_failed = self.pytest is not None and self.pytest.exit_code != 0
+        return pytest_failed or any(r.status == "fail" for r in self.kunit + self.selftests)
+
+
+def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
+              selftests: SelftestOptions | None, kunit: bool | None = None) -> FullRun:
+    """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests."""
+    run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.state.accel})")
+    if tests_dir is not None:
+        with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:
+            junit = Path(scratch) / "pytest.xml"
+            run.pytest = testrun.run_pytest_in_vm(vm, [tests_dir], keyword, junit)
+            run.pytest_junit = junit.read_text()
+        run.pytest_splats = [vm.decoded(s) for s in run.pytest.splats]
+    if kunit if kunit is not None else selftests is not None:
+        run.kunit = kunit_runner.run_suites(vm)
+    if selftests is not None:
+        run.selftests = _selftests(vm, selftests)
+    return run
+
+
+def _selftests(vm, options: SelftestOptions) -> list[ScriptResult]:
+    suite = build_selftests(Path(vm.state.image))
+    slots = (selftest_runner.parse_only(list(options.only), suite) if options.only
+             else selftest_runner.default_slots(suite))
+    policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,
+                                    options.expect_all_features, options.retries)
+    return selftest_runner.run_all(vm, suite, slots, policy, options.verbose)
+
+
+def report(run: FullRun, junit: Path | None) -> int:
+    """Print each part's summary, write the JUnit XML; return the exit code of the run."""
+    for text in run.pytest_splats:
+        print(f"\n--- kernel splat during the tests ---\n{text}")
+    if run.kunit or run.selftests:
+        print("\n" + summary_table(run.kunit + run.selftests))
+    if run.pytest is not None:
+        print(run.pytest.summary(run.target))
+    if run.kunit:
+        print(summary_line(run.kunit, f"KUnit on {run.target}"))
+    if run.selftests:
+        print(summary_line(run.selftests, f"selftests on {run.target}"))
+    if junit is not None:
+        write_combined_junit(run, junit)
+    if run.pytest is not None and run.pytest.exit_code != 0:
+        return run.pytest.exit_code
+    return 1 if run.failed else 0
+
+
+def write_combined_junit(run: FullRun, path: Path) -> None:
+    """pytest's test suites, then KUnit's and the selftests', under one <testsuites>."""
+    root = ET.Element("testsuites")
+    if run.pytest_junit:
+        parsed = ET.fromstring(run.pytest_junit)
+        root.extend(parsed.iter("testsuite") if parsed.tag == "testsuites" else [parsed])
+    for prefix, results in (("kunit", run.kunit), ("selftests", run.selftests)):
+        if results:
+            with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:
+                part = Path(scratch) / "part.xml"
+                write_junit(part, results, suite_prefix=prefix)
+                root.extend(ET.parse(part).getroot().iter("testsuite"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

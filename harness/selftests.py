@@ -1,0 +1,174 @@
+"""Run the kernel's MPTCP selftests in the VM, one script (or one mptcp_join.sh group) per slot.
+
+Each slot runs under the guest's `timeout` with the suite's per-script limit (its `settings`
+file: 1800 s), and under the kernel-health oracle: a splat during a script fails it. Policies
+a CI needs: `expect_all_features` makes every skip a failure (and sets the suite's own
+SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES), `retries` reruns a failed script and reports a
+pass on retry as flaky.
+
+Under software emulation mptcp_join.sh does not fit one slot: run in full, it is split into
+its test groups (the `all_tests_sorted` table of the script: `-f` subflows, `-s` signal...),
+each a slot of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from harness.errors import HarnessError
+from harness.kernel.selftests_build import InstalledSuite
+from harness.report.ktap import Case, ScriptResult, parse_selftest
+from harness.vm.ssh import CommandTimeout
+
+JOIN = "mptcp_join.sh"
+KILL_GRACE_S = 10  # the guest's timeout sends SIGKILL this long after SIGTERM
+HOST_MARGIN_S = 60  # the host gives up (after a blocked-task dump) this long after that
+EXPECT_ALL = "SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES"
+GROUP_ENTRY = re.compile(r"^\s*([A-Za-z0-9])@(\w+)\s*$")
+
+
+class SelftestError(HarnessError):
+    pass
+
+
+@dataclass(frozen=True)
+class Slot:
+    script: str
+    args: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return shlex.join((self.script, *self.args))
+
+
+@dataclass(frozen=True)
+class Policy:
+    timeout_s: int
+    expect_all_features: bool = False
+    retries: int = 0
+
+
+def parse_only(entries: list[str], suite: InstalledSuite) -> list[Slot]:
+    """`--only` entries ("diag.sh", "mptcp_join.sh -f -s", "mptcp_join.sh 42") as slots."""
+    slots = []
+    for entry in entries:
+        script, *args = shlex.split(entry)
+        if script not in suite.scripts:
+            raise SelftestError(f"--only {entry!r}: no script {script!r} in the suite "
+                                f"({', '.join(suite.scripts)})")
+        slots.append(Slot(script, tuple(args)))
+    return slots
+
+
+def default_slots(suite: InstalledSuite) -> list[Slot]:
+    """Every script of the suite; mptcp_join.sh as one slot per test group."""
+    slots = []
+    for script in suite.scripts:
+        if script == JOIN:
+            slots += [Slot(JOIN, (f"-{letter}",)) for letter, _ in join_groups(suite)]
+        else:
+            slots.append(Slot(script))
+    return slots
+
+
+def join_groups(suite: InstalledSuite) -> list[tuple[str, str]]:
+    """(option letter, group name) of mptcp_join.sh, read from the script's own table."""
+    text = (suite.directory / JOIN).read_text()
+    table = re.search(r"^all_tests_sorted=\(\n(.*?)^\)", text, re.M | re.S)
+    groups = [m.groups() for line in (table.group(1).splitlines() if table else [])
+              if (m := GROUP_ENTRY.match(line))]
+    if not groups:
+        raise SelftestError(f"cannot read the test groups of {suite.directory / JOIN} "
+                            f"(no all_tests_sorted table): run it whole with --only {JOIN}")
+    return groups
+
+
+def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
+             output: Callable[[str], None] | None = None) -> ScriptResult:
+    """One slot, retried per the policy; a pass on retry is flaky."""
+    result = _attempt(vm, suite, slot, policy, output)
+    attempts = 1
+    while result.status == "fail" and attempts <= policy.retries:
+        attempts += 1
+        retry = _attempt(vm, suite, slot, policy, output)
+        if retry.status != "fail":
+            note = f"failed on attempt 1 ({_failed_names(result)}), passed on attempt {attempts}"
+            return replace(retry, flaky=True, note=_join(retry.note, note))
+        result = replace(retry, note=_join(retry.note, f"failed {attempts} attempts"))
+    return result
+
+
+def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
+             output: Callable[[str], None] | None) -> ScriptResult:
+    env = [f"{EXPECT_ALL}=1"] if policy.expect_all_features else []
+    command = (f"cd {shlex.quote(str(suite.directory))} && exec env {shlex.join(env)} "
+               f"timeout -k {KILL_GRACE_S} {policy.timeout_s} ./{slot.name}")
+    start = time.monotonic()
+    try:
+        report = vm.run(command, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output)
+        exit_code, text, splats = report.result.status, report.result.output, report.splats
+    except CommandTimeout as err:
+        exit_code, text, splats = None, err.output, []
+    if exit_code == 124:  # the guest's timeout cut it
+        exit_code = None
+    result = parse_selftest(slot.name, text, exit_code, time.monotonic() - start)
+    if exit_code is None:
+        result = replace(result, note=f"cut at its {policy.timeout_s} s timeout")
+    if splats:
+        result = with_splats(result, splats)
+    if policy.expect_all_features:
+        result = _skips_as_failures(result)
+    return result
+
+
+def with_splats(result: ScriptResult, splats) -> ScriptResult:
+    """The result with one more failing case that shows the kernel's splats."""
+    cases = [*result.cases, Case(f"{result.name}: kernel splat", "fail",
+                                 reason="; ".join(map(str, splats)),
+                                 output="\n\n".join(s.text for s in splats))]
+    return replace(result, cases=cases,
+                   note=_join(result.note, "kernel splat: " + "; ".join(map(str, splats))))
+
+
+def _skips_as_failures(result: ScriptResult) -> ScriptResult:
+    def convert(case: Case) -> Case:
+        children = [convert(c) for c in case.children]
+        if case.status != "skip":
+            return replace(case, children=children)
+        return replace(case, status="fail", children=children,
+                       reason=f"skipped with --expect-all-features: {case.reason}")
+    return replace(result, cases=[convert(c) for c in result.cases])
+
+
+def _failed_names(result: ScriptResult) -> str:
+    names = [c.name for c in result.cases if c.status == "fail"]
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def run_all(vm, suite: InstalledSuite, slots: list[Slot], policy: Policy,
+            verbose: bool = False) -> list[ScriptResult]:
+    """Every slot in turn, one status line each (the scripts' output too when verbose)."""
+    results = []
+    for slot in slots:
+        print(f"selftests: {slot.name} ...", flush=True)
+        result = run_slot(vm, suite, slot, policy, _echo if verbose else None)
+        print(f"selftests: {slot.name}: {result.status} ({result.passed} passed, "
+              f"{result.failed} failed, {result.skipped} skipped) in {result.duration_s:.0f} s"
+              + (f" [{result.note}]" if result.note else ""), flush=True)
+        results.append(result)
+    return results
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+

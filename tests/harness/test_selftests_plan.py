@@ -1,0 +1,54 @@
+"""Which selftest slots a run is made of: --only entries, the whole suite, mptcp_join.sh's
+test groups read from the script's own table."""
+
+import textwrap
+
+import pytest
+
+from harness.kernel.selftests_build import installed_suite
+from harness.selftests import SelftestError, Slot, default_slots, join_groups, parse_only
+
+
+@pytest.fixture
+def suite(tmp_path):
+    (tmp_path / "kselftest-list.txt").write_text(
+        "net/mptcp:diag.sh\nnet/mptcp:mptcp_join.sh\nnet/mptcp:pm_netlink.sh\n")
+    directory = tmp_path / "net" / "mptcp"
+    directory.mkdir(parents=True)
+    (directory / "settings").write_text("timeout=1800\n")
+    (directory / "mptcp_join.sh").write_text(textwrap.dedent("""\
+        #!/bin/bash
+        all_tests_sorted=(
+        \tf@subflows_tests
+        \ts@signal_address_tests
+        \tI@endpoint_tests
+        )
+        """))
+    return installed_suite(tmp_path)
+
+
+def test_the_suite_lists_its_scripts_and_timeout(suite):
+    assert suite.scripts == ("diag.sh", "mptcp_join.sh", "pm_netlink.sh")
+    assert suite.timeout_s == 1800
+
+
+def test_the_whole_suite_runs_mptcp_join_group_by_group(suite):
+    assert [s.name for s in default_slots(suite)] == [
+        "diag.sh", "mptcp_join.sh -f", "mptcp_join.sh -s", "mptcp_join.sh -I", "pm_netlink.sh"]
+    assert join_groups(suite)[1] == ("s", "signal_address_tests")
+
+
+def test_only_takes_scripts_with_their_arguments(suite):
+    assert parse_only(["diag.sh", "mptcp_join.sh -f -s", "mptcp_join.sh 42"], suite) == [
+        Slot("diag.sh"), Slot("mptcp_join.sh", ("-f", "-s")), Slot("mptcp_join.sh", ("42",))]
+
+
+def test_an_unknown_script_is_named_with_the_known_ones(suite):
+    with pytest.raises(SelftestError, match=r"no script 'join.sh' in the suite \(diag.sh, "):
+        parse_only(["join.sh -f"], suite)
+
+
+def test_a_join_script_without_its_group_table_says_how_to_run_it(suite):
+    (suite.directory / "mptcp_join.sh").write_text("#!/bin/bash\n")
+    with pytest.raises(SelftestError, match="--only mptcp_join.sh"):
+        default_slots(suite)
