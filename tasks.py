@@ -16,15 +16,18 @@ def _fail(exc: HarnessError) -> Exit:
 
 @task
 def setup(c):
-    """Install the Debian packages the project needs (root, Debian 12; safe to rerun)."""
-    from harness import debian
+    """Install the Debian packages the project needs (root, Debian 12; safe to rerun), and
+    a newer iproute2 from bookworm-backports into the cache, for the kernel's selftests."""
+    from harness import backports, debian
 
     try:
         installed = debian.install()
+        iproute2 = backports.fetch_iproute2(_cache(c))
     except HarnessError as exc:
         raise _fail(exc) from None
     print(f"setup: installed {' '.join(installed)}" if installed
           else "setup: every Debian package is already installed")
+    print(f"setup: selftests use {iproute2} from {backports.root(_cache(c))}")
 
 
 SELFTEST_HELP = {

@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import backports, testrun
 from harness import kunit as kunit_runner
 from harness import selftests as selftest_runner
-from harness import testrun
 from harness.kernel.selftests_build import build_selftests
 from harness.report.junit import write_junit
 from harness.report.ktap import ScriptResult
@@ -64,7 +64,8 @@ def _selftests(vm, options: SelftestOptions) -> list[ScriptResult]:
     slots = (selftest_runner.parse_only(list(options.only), suite) if options.only
              else selftest_runner.default_slots(suite))
     policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,
-                                    options.expect_all_features, options.retries)
+                                    options.expect_all_features, options.retries,
+                                    tuple(backports.path_dirs(vm.cache)))
     return selftest_runner.run_all(vm, suite, slots, policy, options.verbose)
 
 

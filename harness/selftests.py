@@ -51,6 +51,7 @@ class Policy:
     timeout_s: int
     expect_all_features: bool = False
     retries: int = 0
+    path_dirs: tuple[str, ...] = ()  # put first on the scripts' PATH (newer tools)
 
 
 def parse_only(entries: list[str], suite: InstalledSuite) -> list[Slot]:
@@ -106,7 +107,9 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
 def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
              output: Callable[[str], None] | None) -> ScriptResult:
     env = [f"{EXPECT_ALL}=1"] if policy.expect_all_features else []
-    command = (f"cd {shlex.quote(str(suite.directory))} && exec env {shlex.join(env)} "
+    path = "".join(f"{shlex.quote(d)}:" for d in policy.path_dirs)
+    command = (f'export PATH={path}"$PATH" && cd {shlex.quote(str(suite.directory))} && '
+               f"exec env {shlex.join(env)} "
                f"timeout -k {KILL_GRACE_S} {policy.timeout_s} ./{slot.name}")
     start = time.monotonic()
     try:
