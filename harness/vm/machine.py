@@ -136,6 +136,22 @@ def _ours(state: VmState) -> bool:
     return state.run_dir.encode() in b" ".join(cmdline)
 
 
+def processes_mentioning(path: Path) -> list[str]:
+    """Command lines of live processes whose arguments contain `path` (a leak check: every
+    process of a VM names its run directory)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _alive(int(proc.name)):
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline)
+    return found
+
+
 def running(cache: Path) -> VmState | None:
     state = VmState.load(cache)
     return state if state and _alive(state.pid) and _ours(state) else None

@@ -18,23 +18,6 @@ def provoke(what: str) -> str:
     return f"echo {what} > {LKDTM}"
 
 
-def qemu_processes_of(vm_cache) -> list[str]:
-    """Command lines of live processes that mention this session's VM directory."""
-    from pathlib import Path
-
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (FileNotFoundError, PermissionError, ProcessLookupError):
-            continue
-        if str(vm_cache) in cmdline:
-            found.append(cmdline)
-    return found
-
-
 def test_a_warning_fails_the_command_with_its_trace_and_the_guest_lives_on(boot_vm):
     vm = boot_vm()
     report = vm.run(provoke("WARNING"), timeout=30)
@@ -58,7 +41,7 @@ def test_an_oops_that_panics_the_guest_is_reported_with_its_trace(boot_vm, vm_ca
     assert kinds == ["BUG", "panic"]
     assert "lkdtm_EXCEPTION" in str(died.value)
     assert "Kernel panic - not syncing: Fatal exception" in str(died.value)
-    assert machine.running(vm_cache) is None and qemu_processes_of(vm_cache) == []
+    assert machine.running(vm_cache) is None and machine.processes_mentioning(vm_cache) == []
 
 
 def test_a_hung_command_is_cut_at_its_timeout_after_a_blocked_task_dump(boot_vm):
@@ -79,7 +62,7 @@ def test_a_kernel_that_panics_at_boot_fails_with_the_last_console_lines(boot_vm,
     assert time.monotonic() - start < 60
     text = str(failed.value)
     assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in text
-    assert machine.running(vm_cache) is None and qemu_processes_of(vm_cache) == []
+    assert machine.running(vm_cache) is None and machine.processes_mentioning(vm_cache) == []
 
 
 def test_a_guest_that_never_runs_fails_at_the_boot_timeout(boot_vm, vm_cache):
@@ -87,4 +70,4 @@ def test_a_guest_that_never_runs_fails_at_the_boot_timeout(boot_vm, vm_cache):
     with pytest.raises(machine.BootFailed, match="no SSH prompt from the VM within 8 s"):
         boot_vm(qemu_opts=("-S",), timeout=8)  # QEMU starts with its CPUs stopped
     assert 8 <= time.monotonic() - start < 8 + 10
-    assert machine.running(vm_cache) is None and qemu_processes_of(vm_cache) == []
+    assert machine.running(vm_cache) is None and machine.processes_mentioning(vm_cache) == []
