@@ -30,7 +30,7 @@ def vm_cache(tmp_path_factory):
 def boot_vm(kernel_image, vm_cache):
     """boot_vm(**BootOptions fields) -> a booted Vm; every VM is halted after the test."""
     def boot(**options):
-        return machine.boot(machine.BootOptions(image=kernel_image, **options), vm_cache)
+        return machine.boot(machine.BootOptions(**{"image": kernel_image, **options}), vm_cache)
 
     yield boot
     machine.halt(vm_cache)

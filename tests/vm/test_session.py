@@ -11,6 +11,7 @@ import paramiko
 import pytest
 
 from harness import testrun
+from harness.vm import machine
 from harness.vm.ssh import CommandTimeout, Guest, write_key_pair
 
 DATA = Path(__file__).with_name("data")
@@ -68,3 +69,16 @@ def test_a_splat_fails_the_test_it_happened_in_and_only_that_one(boot_vm, tmp_pa
     assert failures["test_quiet_before"] is None and failures["test_quiet_after"] is None
     failure = failures["test_provokes_a_warning"]
     assert "lkdtm_WARNING" in (failure.text or "") + failure.get("message", "")
+
+
+def test_a_second_boot_reuses_the_vm_and_another_kernel_restarts_it(boot_vm, kernel_image,
+                                                                    tmp_path, vm_cache):
+    first = boot_vm()
+    assert boot_vm().state.pid == first.state.pid  # same image: the running VM serves
+    other_image = tmp_path / "bzImage"
+    other_image.write_bytes(kernel_image.read_bytes())
+    second = boot_vm(image=other_image)
+    assert second.state.pid != first.state.pid and second.state.image == str(other_image)
+    vngs = [cmd for cmd in machine.processes_mentioning(vm_cache) if "/vng --run " in cmd]
+    assert len(vngs) == 1 and str(other_image) in vngs[0]  # the first VM is gone
+    assert second.run("true", timeout=30).result.status == 0
