@@ -32,7 +32,6 @@ from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
 from harness.vm import accel, decode, oracle
 from harness.vm.ssh import (
-    CommandTimeout,
     ConnectionLost,
     Guest,
     GuestResult,
@@ -360,10 +359,8 @@ class Vm:
             output: Output | None = None) -> CommandReport:
         start = self.console_size()
         try:
-            result = self.guest.run(command, timeout, output)
-        except CommandTimeout as err:
-            raise CommandTimeout(err.command, err.timeout,
-                                 err.output + self._blocked_tasks_dump(start)) from None
+            result = self.guest.run(command, timeout, output,
+                                    before_kill=lambda: self._blocked_tasks_dump(start))
         except ConnectionLost as err:
             raise self._death(str(err), start) from None
         self.sync_console()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import contextlib
 import logging
 import os
 import shlex
@@ -32,6 +33,8 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 GUEST_USER = "root"
 CONNECT_TIMEOUT = 2.0
+KILL_TIMEOUT = 5.0
+PGID_DIR = "/run"  # the guest's own tmpfs
 Output = Callable[[str], None]
 
 
@@ -54,6 +57,14 @@ class GuestResult:
     command: str
     status: int
     output: str  # stdout and stderr, interleaved as the guest wrote them
+
+
+def _in_own_session(command: str, pgid_file: str) -> str:
+    """`command` as the leader of a new session whose id (= its process group) is written
+    to pgid_file, so the whole group can be killed later; the exit status is kept."""
+    inner = f"echo $$ > {pgid_file}; exec sh -c {shlex.quote(command)}"
+    return (f"setsid -w sh -c {shlex.quote(inner)}; status=$?; rm -f {pgid_file}; "
+            f"exit $status")
 
 
 def write_key_pair(private_path: Path) -> str:
@@ -93,6 +104,7 @@ class Guest:
                             look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
                             banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
         self.client.get_transport().set_keepalive(5)
+        self._serial = 0
 
     def close(self) -> None:
         self.client.close()
@@ -101,13 +113,14 @@ class Guest:
         transport = self.client.get_transport()
         return transport is not None and transport.is_active()
 
-    def run(self, command: str | Sequence[str], timeout: float,
-            output: Output | None = None) -> GuestResult:
+    def run(self, command: str | Sequence[str], timeout: float, output: Output | None = None,
+            before_kill: Callable[[], str] | None = None) -> GuestResult:
         """Run command (a shell string, or an argv list quoted for the guest's shell) and
         return its status and output; stream output as it arrives when `output` is given.
 
-        Raises CommandTimeout after `timeout` seconds (the command is left to the caller to
-        deal with) and ConnectionLost if the guest goes away first.
+        Raises CommandTimeout after `timeout` seconds, once `before_kill` (if given: its
+        text is added to the output) has run and the command's process group is killed; the
+        group is killed on Ctrl-C too. Raises ConnectionLost if the guest goes away first.
         """
         if not isinstance(command, str):
             command = shlex.join(str(a) for a in command)
@@ -117,8 +130,34 @@ class Guest:
             raise ConnectionLost(f"guest SSH session lost before: {command} ({err})") from err
         channel.set_combine_stderr(True)
         channel.settimeout(0.2)
-        channel.exec_command(command)
-        return self._collect(channel, command, time.monotonic() + timeout, timeout, output)
+        self._serial += 1
+        pgid_file = f"{PGID_DIR}/mptcp-lab-{os.getpid()}-{self._serial}.pgid"
+        channel.exec_command(_in_own_session(command, pgid_file))
+        try:
+            return self._collect(channel, command, time.monotonic() + timeout, timeout, output)
+        except CommandTimeout as err:
+            extra = before_kill() if before_kill else ""
+            self._kill_group(pgid_file)  # a cut command must not live on
+            raise CommandTimeout(command, timeout, err.output + extra) from None
+        except KeyboardInterrupt:
+            self._kill_group(pgid_file)
+            raise
+        finally:
+            channel.close()
+
+    def _kill_group(self, pgid_file: str) -> None:
+        """SIGTERM, then SIGKILL, the process group of a command we gave up on (best effort:
+        a task in D state cannot die; the guest may be gone)."""
+        group = f'"-$(cat {pgid_file})"'
+        script = (f"[ -s {pgid_file} ] || exit 0; kill -TERM {group} 2>/dev/null; "
+                  f"sleep 1; kill -KILL {group} 2>/dev/null; rm -f {pgid_file}")
+        with contextlib.suppress(Exception):
+            channel = self.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
+            channel.exec_command(script)
+            deadline = time.monotonic() + KILL_TIMEOUT
+            while not channel.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            channel.close()
 
     def _collect(self, channel: paramiko.Channel, command: str, deadline: float,
                  timeout: float, output: Output | None) -> GuestResult:
@@ -141,8 +180,7 @@ class Guest:
                 break
             if not self.alive():
                 raise ConnectionLost(f"guest connection lost during: {command}")
-            if time.monotonic() > deadline:
-                channel.close()
+            if time.monotonic() > deadline:  # run() kills the command, then closes
                 raise CommandTimeout(command, timeout, "".join(chunks))
         status = self._exit_status(channel, command, deadline)
         return GuestResult(command, status, "".join(chunks))
