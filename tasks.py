@@ -62,16 +62,27 @@ def test(c, host=False, k=None, junit=None, all=False, only=None, expect_all_fea
     if host:
         _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target())
         return
+    selftests = _selftest_options(only, expect_all_features, retry_failed, timeout,
+                                  verbose) if all else None
+    _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None)
+
+
+def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose):
+    from harness import fullrun
+
+    return fullrun.SelftestOptions(tuple(only or ()), expect_all_features, int(retry_failed),
+                                   int(timeout) if timeout else None, verbose)
+
+
+def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit):
+    """Boot (or reuse) the VM, run what was asked in it, report; exit non-zero on failure."""
     from harness import fullrun
     from harness.vm import machine
 
     cache = _cache(c)
-    selftests = fullrun.SelftestOptions(tuple(only or ()), expect_all_features,
-                                        int(retry_failed), int(timeout) if timeout else None,
-                                        verbose) if all else None
     try:
         with machine.session(_boot_options(cache), cache) as vm:
-            run = fullrun.run_in_vm(vm, TESTS_DIR / "mptcp", k, selftests)
+            run = fullrun.run_in_vm(vm, tests_dir, keyword, selftests, kunit)
     except HarnessError as exc:
         raise _fail(exc) from None
     code = fullrun.report(run, junit)
@@ -86,21 +97,8 @@ def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=N
     """Build the kernel's MPTCP selftests (same tree and series) and run them in the VM."""
     from pathlib import Path
 
-    from harness import fullrun
-    from harness.vm import machine
-
-    cache = _cache(c)
-    options = fullrun.SelftestOptions(tuple(only or ()), expect_all_features,
-                                      int(retry_failed), int(timeout) if timeout else None,
-                                      verbose)
-    try:
-        with machine.session(_boot_options(cache), cache) as vm:
-            run = fullrun.run_in_vm(vm, None, None, options, kunit=False)
-    except HarnessError as exc:
-        raise _fail(exc) from None
-    code = fullrun.report(run, Path(junit).resolve() if junit else None)
-    if code != 0:
-        raise Exit(code=code)
+    options = _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
+    _run_in_vm(c, Path(junit).resolve() if junit else None, None, None, options, kunit=False)
 
 
 @task(help={"junit": "write a JUnit XML report to this path"})
@@ -108,18 +106,7 @@ def kunit(c, junit=None):
     """Run the MPTCP KUnit suites (mptcp-crypto, mptcp-token) in the VM's kernel."""
     from pathlib import Path
 
-    from harness import fullrun
-    from harness.vm import machine
-
-    cache = _cache(c)
-    try:
-        with machine.session(_boot_options(cache), cache) as vm:
-            run = fullrun.run_in_vm(vm, None, None, None, kunit=True)
-    except HarnessError as exc:
-        raise _fail(exc) from None
-    code = fullrun.report(run, Path(junit).resolve() if junit else None)
-    if code != 0:
-        raise Exit(code=code)
+    _run_in_vm(c, Path(junit).resolve() if junit else None, None, None, None, kunit=True)
 
 
 @task(help={"k": "only tests matching this pytest -k expression",
