@@ -95,6 +95,8 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     result = _attempt(vm, suite, slot, policy, output)
     attempts = 1
     while result.status == "fail" and attempts <= policy.retries:
+        print(f"selftests: {slot.name}: attempt {attempts} failed ({_failed_names(result)})"
+              + (f" [{result.note}]" if result.note else "") + ", retrying", flush=True)
         attempts += 1
         retry = _attempt(vm, suite, slot, policy, output)
         if retry.status != "fail":
