@@ -338,6 +338,41 @@ def bench(c, only=None, runs=5):
         raise _fail(exc) from None
 
 
+@task(help={"tree": "check a series against your own kernel tree instead of Debian's source",
+            "patches": "another series directory (default kernel_patches/)",
+            "no_build": "only run checkpatch",
+            "without_mptcp": "also build the whole series with CONFIG_MPTCP=n"})
+def patches_check(c, tree=None, patches=None, no_build=False, without_mptcp=False):
+    """checkpatch --strict on each patch, then a build after each patch in turn."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from harness.kernel import build as kernel_build
+    from harness.kernel import patchcheck
+
+    request = kernel_build.BuildRequest(
+        cache=cache_dir(c.config.get("cache_dir")), tree=tree,
+        patches_dir=Path(patches).resolve() if patches else (
+            kernel_build.DEFAULT_PATCHES if tree else None))
+    try:
+        reports = patchcheck.check_series(request, build_each=not no_build)
+        print(patchcheck.table(reports))
+        for report in reports:
+            if report.checkpatch_output:
+                print(f"\n--- checkpatch {report.name}\n{report.checkpatch_output}")
+        broken = patchcheck.first_broken(reports)
+        if broken:
+            print(f"\nfirst patch that breaks the build: {broken.name}\n"
+                  + "\n".join(broken.build_errors))
+        elif without_mptcp:
+            result = kernel_build.build(replace(request, variant="no-mptcp"))
+            print(f"whole series with CONFIG_MPTCP=n: builds ({result.record.image})")
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    if not all(r.checkpatch_clean for r in reports) or broken:
+        raise Exit("patches.check: see above", code=1)
+
+
 topo = Collection("topo")
 topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
@@ -346,3 +381,6 @@ topo.add_task(topo_down, "down")
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
                 bench, topo)
 ns.add_task(exec_, "exec")
+patches_tasks = Collection("patches")
+patches_tasks.add_task(patches_check, "check")
+ns.add_collection(patches_tasks)

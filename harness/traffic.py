@@ -37,6 +37,7 @@ from harness.mptcp.structs import MptcpInfo, SubflowAddrs, TcpInfo
 from harness.wait import wait_until
 
 CHUNK = 64 * 1024
+PACED_CHUNK = 8 * 1024  # a paced sender writes small chunks, so its data leaves evenly
 SOCKET_TIMEOUT = 60.0
 PROTOCOLS = {"mptcp": IPPROTO_MPTCP, "tcp": socket.IPPROTO_TCP}
 
@@ -186,11 +187,17 @@ def _shutdown_quietly(sock: socket.socket) -> None:
 
 
 def connect(ns: str | None, addr: str, port: int, proto: str = "mptcp",
-            bind: str | None = None, family: int | None = None) -> socket.socket:
-    """A connected socket from namespace ns to (addr, port), optionally bound to `bind`."""
+            bind: str | None = None, family: int | None = None,
+            before_connect: Callable[[socket.socket], None] | None = None) -> socket.socket:
+    """A connected socket from namespace ns to (addr, port), optionally bound to `bind`.
+
+    before_connect(sock) runs on the new socket before bind and connect (socket options).
+    """
     sock = open_socket(ns, family or family_of(addr), protocol(proto))
     try:
         sock.settimeout(SOCKET_TIMEOUT)
+        if before_connect is not None:
+            before_connect(sock)
         if bind is not None:
             sock.bind((bind, 0))
         sock.connect((addr, port))
@@ -213,21 +220,29 @@ class Sender:
         self.nbytes, self.seconds = 0, 0.0
 
     def send(self, nbytes: int | None = None, seconds: float | None = None,
-             on_progress: Callable[[int], None] | None = None) -> int:
-        """Send nbytes (or for `seconds`); on_progress(total sent) runs after every chunk."""
+             on_progress: Callable[[int], None] | None = None,
+             rate_bit: int | None = None) -> int:
+        """Send nbytes (or for `seconds`); on_progress(total sent) runs after every chunk.
+
+        rate_bit paces the application: PACED_CHUNK writes, none ahead of that many bits per
+        second since the start of this call (as fast as the socket takes them without it).
+        """
         if (nbytes is None) == (seconds is None):
             raise TrafficError("give exactly one of nbytes or seconds")
         start, sent = time.monotonic(), 0
         deadline = start + seconds if seconds is not None else None
+        size = CHUNK if rate_bit is None else PACED_CHUNK
         while (nbytes is None or sent < nbytes) and (deadline is None
                                                      or time.monotonic() < deadline):
-            chunk = self._rng.randbytes(CHUNK if nbytes is None else min(CHUNK, nbytes - sent))
+            chunk = self._rng.randbytes(size if nbytes is None else min(size, nbytes - sent))
             self.sock.sendall(chunk)
             self._digest.update(chunk)
             sent += len(chunk)
             self.nbytes += len(chunk)
             if on_progress is not None:
                 on_progress(self.nbytes)
+            if rate_bit is not None:
+                _sleep_until(start + sent * 8 / rate_bit)
         self.seconds += time.monotonic() - start
         return sent
 
@@ -247,6 +262,11 @@ class Sender:
         return TransferEnd(self.nbytes, self._digest.hexdigest(), self.seconds, *view)
 
 
+def _sleep_until(moment: float) -> None:
+    """Pacing, not waiting for a condition: a sleep is what it takes."""
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
 @dataclass(frozen=True)
 class Session:
     """A live connection from `session()`: the sink, the client socket and its Sender."""
@@ -260,17 +280,20 @@ class Session:
 def session(client_ns: str | None, server_ns: str | None, server_addr: str,
             proto: str = "mptcp", server_proto: str | None = None, bind: str | None = None,
             listen_addr: str | None = None, family: int | None = None,
-            subflows: int = 1) -> Iterator[Session]:
+            subflows: int = 1,
+            before_connect: Callable[[socket.socket], None] | None = None) -> Iterator[Session]:
     """A connection to a fresh sink, for tests that act on it between sends.
 
     proto is the client's protocol, server_proto the server's (default: the same), so that an
     MPTCP client against a plain TCP server tests fallback. listen_addr is where the sink binds
     (default server_addr; "::" or "0.0.0.0" to accept joins on every address). With subflows=N
     a first chunk is sent (the client's PM acts only once data made the connection fully
-    established) and the session starts when N subflows are established.
+    established) and the session starts when N subflows are established. before_connect(sock)
+    runs on the client socket before it connects.
     """
     with Sink(server_ns, listen_addr or server_addr, proto=server_proto or proto) as sink, \
-            connect(client_ns, server_addr, sink.port, proto, bind=bind, family=family) as sock:
+            connect(client_ns, server_addr, sink.port, proto, bind=bind, family=family,
+                    before_connect=before_connect) as sock:
         sender = Sender(sock, proto)
         if subflows > 1:
             sender.send(nbytes=CHUNK)
@@ -281,15 +304,17 @@ def session(client_ns: str | None, server_ns: str | None, server_addr: str,
 def transfer(client_ns: str | None, server_ns: str | None, server_addr: str,
              nbytes: int | None = None, seconds: float | None = None,
              on_connected: Callable[[socket.socket], None] | None = None,
-             on_progress: Callable[[int], None] | None = None, **options) -> Transfer:
+             on_progress: Callable[[int], None] | None = None, rate_bit: int | None = None,
+             **options) -> Transfer:
     """One verified transfer of nbytes (or for `seconds`) over a new `session(**options)`.
 
-    on_connected(sock) runs once the session is up; on_progress(bytes sent) after each chunk.
+    on_connected(sock) runs once the session is up; on_progress(bytes sent) after each chunk;
+    rate_bit paces the sending application (Sender.send).
     """
     with session(client_ns, server_ns, server_addr, **options) as live:
         if on_connected is not None:
             on_connected(live.sock)
         remaining = max(0, nbytes - live.sender.nbytes) if nbytes is not None else None
-        live.sender.send(remaining, seconds, on_progress=on_progress)
+        live.sender.send(remaining, seconds, on_progress=on_progress, rate_bit=rate_bit)
         client = live.sender.finish()
         return Transfer(client, live.sink.result())

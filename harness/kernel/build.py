@@ -32,6 +32,7 @@ class BuildRequest:
     variant: str = "normal"
     config_items: tuple[str, ...] = ()
     jobs: int = os.cpu_count() or 1
+    series_limit: int | None = None  # apply only the first N patches (invoke patches.check)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dic
     wanted = kconfig.requested(request.variant, list(request.config_items))
     series_dir = request.patches_dir or (None if request.tree else DEFAULT_PATCHES)
     series = [] if request.no_patches or series_dir is None else patches.read_series(series_dir)
-    return src, series, wanted
+    return src, series[:request.series_limit], wanted
 
 
 def build_dir_of(request: BuildRequest, src: source.Source) -> Path:

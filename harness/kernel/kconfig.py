@@ -19,6 +19,8 @@ CONFIG_DIR = PROJECT_ROOT / "kernel_patches" / "configs"
 VARIANTS = {
     "normal": ("base", "net", "mptcp", "kunit", "lkdtm"),
     "debug": ("base", "net", "mptcp", "kunit", "lkdtm", "debug"),
+    # proves a series changes nothing when MPTCP is compiled out (invoke patches.check)
+    "no-mptcp": ("base", "net", "no-mptcp"),
 }
 ITEM = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.+)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
