@@ -1,0 +1,332 @@
+"""Socket options that TCP applications set, on MPTCP sockets (kernel_patches/0001-0003).
+
+Each option is set on the MPTCP socket, then checked where the kernel applies it: on the
+wire for every subflow (TTL, traffic class, MSS), in each subflow's tcp_info, or by the
+behaviour it asks for (SYN retries, the user timeout). "before-join" sets the option while
+only the initial subflow exists, then adds the endpoint that makes the second one join:
+the joining subflow must inherit it. "after-join" sets it once both subflows carry data.
+"""
+
+import errno
+import socket
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from harness import traffic
+from harness.mptcp.sockets import open_socket, subflow_tcp_info, wait_subflows
+from harness.run import run
+from harness.wait import wait_until
+
+MB = 1_000_000
+SOL_TCP, SOL_IP, SOL_IPV6 = socket.SOL_TCP, socket.IPPROTO_IP, socket.IPPROTO_IPV6
+TTL, TCLASS = 42, 0x28  # DSCP AF11; the ECN bits stay TCP's own
+USER_TIMEOUT_MS = 3000
+# Since 6.5, a SYN_SENT socket retransmits net.ipv4.tcp_syn_linear_timeouts (4) times more
+# than TCP_SYNCNT, every second, and TCP_SYNCNT's time budget ends the attempt first: with
+# 0, TCP_SYNCNT=N means exactly N retransmissions, which is what the SYN counts check.
+CLASSIC_SYN_RETRIES = {"net.ipv4.tcp_syn_linear_timeouts": 0}
+
+
+@pytest.fixture(autouse=True)
+def series_applied(mptcp_kernel):
+    with open_socket() as sock:
+        try:
+            sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, 1000)
+        except OSError as exc:
+            if exc.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                pytest.skip("the kernel lacks our socket option patches "
+                            "(kernel_patches/0001-0003): TCP_USER_TIMEOUT gives "
+                            f"{errno.errorcode[exc.errno]}")
+            raise
+
+
+# ---- set and read back, as on a TCP socket ----
+
+OPTIONS = [  # (family, level, name, value)
+    (socket.AF_INET, SOL_TCP, socket.TCP_MAXSEG, 1000),
+    (socket.AF_INET, SOL_TCP, socket.TCP_SYNCNT, 3),
+    (socket.AF_INET, SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS),
+    (socket.AF_INET, SOL_TCP, socket.TCP_WINDOW_CLAMP, 40000),
+    (socket.AF_INET, SOL_IP, socket.IP_TTL, TTL),
+    (socket.AF_INET6, SOL_IPV6, socket.IPV6_UNICAST_HOPS, TTL),
+    (socket.AF_INET6, SOL_IPV6, socket.IPV6_TCLASS, TCLASS),
+]
+INVALID = [
+    (socket.AF_INET, SOL_TCP, socket.TCP_MAXSEG, 10),
+    (socket.AF_INET, SOL_TCP, socket.TCP_SYNCNT, 0),
+    (socket.AF_INET, SOL_TCP, socket.TCP_USER_TIMEOUT, -1),
+    (socket.AF_INET, SOL_IP, socket.IP_TTL, 0),
+    (socket.AF_INET6, SOL_IPV6, socket.IPV6_UNICAST_HOPS, 256),
+    (socket.AF_INET6, SOL_IPV6, socket.IPV6_TCLASS, 256),
+]
+
+
+def option_id(option) -> str:
+    _family, level, name, value = option
+    prefix = {SOL_TCP: "TCP_", SOL_IP: "IP_", SOL_IPV6: "IPV6_"}[level]
+    label = next(k for k, v in vars(socket).items() if k.startswith(prefix) and v == name)
+    return f"{label}={value}"
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=option_id)
+def test_option_reads_back_as_on_tcp(netns, option):
+    family, level, name, value = option
+    with open_socket(netns, family, socket.IPPROTO_TCP) as tcp, open_socket(netns, family) as mp:
+        tcp.setsockopt(level, name, value)
+        mp.setsockopt(level, name, value)
+        assert mp.getsockopt(level, name) == tcp.getsockopt(level, name) == value
+
+
+@pytest.mark.parametrize("option", INVALID, ids=option_id)
+def test_invalid_value_is_refused_as_on_tcp(netns, option):
+    family, level, name, value = option
+    with open_socket(netns, family, socket.IPPROTO_TCP) as tcp, open_socket(netns, family) as mp:
+        with pytest.raises(OSError) as tcp_error:
+            tcp.setsockopt(level, name, value)
+        with pytest.raises(OSError) as mptcp_error:
+            mp.setsockopt(level, name, value)
+    assert mptcp_error.value.errno == tcp_error.value.errno == errno.EINVAL
+
+
+# ---- on every subflow ----
+
+def join_later(topo, pm):
+    """Remove the endpoint that makes a second subflow (the client's "subflow" one, or the
+    server's "signal" one); return a function that adds it back, for live connections."""
+    for host, flag in (("client", "subflow"), ("server", "signal")):
+        ns = topo.ns(host)
+        found = [e for e in pm(ns).endpoints() if flag in e.flags]
+        if found:
+            (endpoint,) = found
+            pm(ns).del_endpoint(endpoint.id)
+            ifname = topo.interface_of(host, endpoint.addr) if flag == "subflow" else None
+            return lambda: pm(ns).add_endpoint(endpoint.addr, flags={flag}, ifname=ifname)
+    raise AssertionError(f"{topo.name}: no endpoint that makes a second subflow")
+
+
+@contextmanager
+def two_subflows(topo, pm, when, set_option, addr=None, **session_options):
+    """A session with two subflows, set_option(sock) called `when` (see the module doc)."""
+    client, server = topo.ns("client"), topo.ns("server")
+    add_endpoint = join_later(topo, pm) if when == "before-join" else None
+    with traffic.session(client, server, addr or topo.addresses("server", 4)[0],
+                         subflows=1 if add_endpoint else 2, **session_options) as live:
+        if add_endpoint:
+            live.sender.send(nbytes=64 * 1024)
+            set_option(live.sock)
+            add_endpoint()
+            wait_subflows(live.sock, 2)
+        else:
+            set_option(live.sock)
+        yield live
+
+
+def client_segments(caps, topo, client_ifaces):
+    """Data segments the client sent, per interface."""
+    client_addrs = set(topo.addresses("client"))
+    return {iface: [s for s in cap.segments() if s.src in client_addrs and s.payload_len]
+            for iface, cap in zip(client_ifaces, caps, strict=True)}
+
+
+@pytest.mark.parametrize("when", ["before-join", "after-join"])
+def test_ip_ttl_applies_to_every_subflow(topology, pm, capture, when):
+    topo = topology("two-paths")
+    ifaces = ("eth0", "eth1")
+    with two_subflows(
+        topo, pm, when, lambda sock: sock.setsockopt(SOL_IP, socket.IP_TTL, TTL)) as live:
+        caps = [capture(topo.ns("client"), iface) for iface in ifaces]
+        live.sender.send(nbytes=2 * MB)
+        read_back = live.sock.getsockopt(SOL_IP, socket.IP_TTL)
+        end = live.sender.finish()
+        for cap in caps:
+            cap.stop()
+    assert live.sink.result().sha256 == end.sha256
+    for iface, segments in client_segments(caps, topo, ifaces).items():
+        assert segments, f"no data left through {iface}: one subflow went unchecked"
+        assert {s.ttl for s in segments} == {TTL}, f"TTLs seen on {iface}"
+    assert read_back == TTL
+
+
+@pytest.mark.parametrize("when", ["before-join", "after-join"])
+def test_ipv6_hop_limit_and_traffic_class_apply_to_every_subflow(topology, pm, capture, when):
+    topo = topology("dual-stack")  # the server signals its second IPv6 address
+    ifaces = ("eth0", "eth1")
+
+    def set_options(sock):
+        sock.setsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS, TTL)
+        sock.setsockopt(SOL_IPV6, socket.IPV6_TCLASS, TCLASS)
+
+    with two_subflows(topo, pm, when, set_options,
+                                 addr=topo.addresses("server", 6)[0], listen_addr="::") as live:
+        caps = [capture(topo.ns("client"), iface) for iface in ifaces]
+        live.sender.send(nbytes=2 * MB)
+        read_back = (live.sock.getsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS),
+                     live.sock.getsockopt(SOL_IPV6, socket.IPV6_TCLASS))
+        end = live.sender.finish()
+        for cap in caps:
+            cap.stop()
+    assert live.sink.result().sha256 == end.sha256
+    for iface, segments in client_segments(caps, topo, ifaces).items():
+        assert segments, f"no data left through {iface}: one subflow went unchecked"
+        assert {s.ttl for s in segments} == {TTL}, f"hop limits seen on {iface}"
+        assert {s.tos & ~0x3 for s in segments} == {TCLASS}, f"traffic classes on {iface}"
+    assert read_back == (TTL, TCLASS)
+
+
+def no_segmentation_offload(ns, ifaces):
+    """Capture real segments, not the 64 KB GSO packets TCP hands to a veth."""
+    for iface in ifaces:
+        run(["ethtool", "-K", iface, "tso", "off", "gso", "off"], ns=ns)
+
+
+def mss_option(segment) -> int | None:
+    return next((int.from_bytes(data, "big") for kind, data in segment.options if kind == 2),
+                None)
+
+
+@pytest.mark.parametrize("when", ["before-connect", "before-join"])
+def test_maxseg_caps_the_segments_of_the_subflows_that_connect_after_it(
+        topology, pm, capture, when):
+    topo = topology("two-paths")
+    client, ifaces, maxseg = topo.ns("client"), ("eth0", "eth1"), 1000
+    no_segmentation_offload(client, ifaces)
+    caps = [capture(client, iface) for iface in ifaces]
+
+    def set_maxseg(sock):
+        sock.setsockopt(SOL_TCP, socket.TCP_MAXSEG, maxseg)
+
+    if when == "before-connect":
+        scenario = two_subflows(topo, pm, "after-join", lambda sock: None,
+                                before_connect=set_maxseg)
+    else:
+        scenario = two_subflows(topo, pm, "before-join", set_maxseg)
+    with scenario as live:
+        live.sender.send(nbytes=2 * MB)
+        end = live.sender.finish()
+        for cap in caps:
+            cap.stop()
+    assert live.sink.result().sha256 == end.sha256
+    capped = ifaces if when == "before-connect" else ("eth1",)  # eth1: the joining subflow
+    for iface, cap in zip(ifaces, caps, strict=True):
+        syns = [s for s in cap.segments() if s.is_syn]
+        data = [s.payload_len for s in cap.segments()
+                if s.src in topo.addresses("client") and s.payload_len]
+        assert syns and data, f"no SYN or no data through {iface}"
+        if iface in capped:
+            assert {mss_option(s) for s in syns} == {maxseg}, f"SYN MSS through {iface}"
+            assert max(data) <= maxseg, f"a {max(data)}-byte segment left through {iface}"
+        else:  # as with TCP, an established subflow keeps the MSS it connected with
+            assert max(data) > maxseg, f"the initial subflow's segments through {iface}"
+
+
+@pytest.mark.parametrize("when", ["before-join", "after-join"])
+def test_window_clamp_applies_to_every_subflow(topology, pm, when):
+    topo, clamp = topology("two-paths"), 20000
+    def set_clamp(sock):
+        sock.setsockopt(SOL_TCP, socket.TCP_WINDOW_CLAMP, clamp)
+
+    with two_subflows(topo, pm, when, set_clamp) as live:
+        live.sender.send(nbytes=MB)
+        subflows = subflow_tcp_info(live.sock)
+        read_back = live.sock.getsockopt(SOL_TCP, socket.TCP_WINDOW_CLAMP)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
+    assert len(subflows) == 2
+    for info in subflows:
+        assert info.rcv_ssthresh <= clamp, f"a subflow's rcv_ssthresh is {info.rcv_ssthresh}"
+    assert read_back == clamp
+
+
+# ---- the behaviour the option asks for ----
+
+def black_hole(ns):
+    """Drop every packet that enters namespace ns (nftables; gone with the namespace)."""
+    run(["nft", "-f", "-"], ns=ns, input=(
+        "table inet mlab_blackhole {\n"
+        "  chain input { type filter hook input priority 0; policy drop; }\n"
+        "}\n"))
+
+
+def drop_syns_arriving_on(ns, iface):
+    run(["nft", "-f", "-"], ns=ns, input=(
+        "table inet mlab_nosyn {\n"
+        "  chain input { type filter hook input priority 0; policy accept;\n"
+        f"    iifname {iface} tcp flags & (syn | ack) == syn drop\n"
+        "  }\n"
+        "}\n"))
+
+
+def send_until_error(sock) -> OSError:
+    chunk = bytes(64 * 1024)
+    while True:
+        try:
+            sock.sendall(chunk)
+        except OSError as exc:
+            return exc
+
+
+@pytest.mark.parametrize("when", ["before-join", "after-join"])
+def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, when):
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    def set_user_timeout(sock):
+        sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+
+    with two_subflows(topo, pm, when, set_user_timeout) as live:
+        live.sender.send(nbytes=MB)
+        assert [t.state for t in subflow_tcp_info(live.sock)].count(1) == 2
+        before = mib(client)
+        black_hole(server)
+        started = time.monotonic()
+        error = send_until_error(live.sock)
+        elapsed = time.monotonic() - started
+    assert error.errno == errno.ETIMEDOUT, f"the socket failed with {error!r}"
+    # each subflow gives up USER_TIMEOUT after its first unacked byte; the second one only
+    # gets data once MPTCP reinjects it, one retransmission timeout later
+    assert USER_TIMEOUT_MS / 1000 * 0.8 <= elapsed <= USER_TIMEOUT_MS / 1000 + 5, \
+        f"ETIMEDOUT after {elapsed:.1f} s"
+    assert before.delta(mib(client), group="TcpExt").get("TCPAbortOnTimeout") == 2
+
+
+def test_syncnt_limits_the_syns_of_the_initial_subflow(topology, capture):
+    topo = topology("single-path", client=CLASSIC_SYN_RETRIES)
+    client, server = topo.ns("client"), topo.ns("server")
+    cap = capture(client, topo.interface("client", 0))
+    black_hole(server)
+    started = time.monotonic()
+    with pytest.raises(OSError) as failure:
+        traffic.connect(client, topo.addresses("server", 4)[0], 80, before_connect=lambda sock:
+                        sock.setsockopt(SOL_TCP, socket.TCP_SYNCNT, 1))
+    elapsed = time.monotonic() - started
+    cap.stop()
+    assert failure.value.errno == errno.ETIMEDOUT, repr(failure.value)
+    syns = [s for s in cap.segments() if s.is_syn]
+    assert len(syns) == 2, f"{len(syns)} SYNs for TCP_SYNCNT=1 (one SYN, one retry)"
+    assert all("MP_CAPABLE" in s.mptcp_subtypes for s in syns)
+    assert elapsed < 6, f"connect() failed after {elapsed:.1f} s"
+
+
+def test_syncnt_limits_the_syns_of_a_joining_subflow(topology, pm, capture):
+    topo = topology("two-paths", client=CLASSIC_SYN_RETRIES)
+    client, server = topo.ns("client"), topo.ns("server")
+    add_endpoint = join_later(topo, pm)
+    drop_syns_arriving_on(server, topo.interface_of("server", topo.addresses("server", 4)[1]))
+    cap = capture(client, "eth1")
+    with traffic.session(client, server, topo.addresses("server", 4)[0]) as live:
+        live.sender.send(nbytes=64 * 1024)
+        live.sock.setsockopt(SOL_TCP, socket.TCP_SYNCNT, 1)
+        started = time.monotonic()
+        add_endpoint()
+        wait_until(lambda: len(subflow_tcp_info(live.sock)) == 2, 5, "the join to start")
+        wait_until(lambda: len(subflow_tcp_info(live.sock)) == 1, 10, "the join to give up")
+        elapsed = time.monotonic() - started
+        live.sender.send(nbytes=MB)
+        end = live.sender.finish()
+    cap.stop()
+    assert live.sink.result().sha256 == end.sha256
+    syns = [s for s in cap.segments() if s.is_syn]
+    assert len(syns) == 2, f"{len(syns)} MP_JOIN SYNs for TCP_SYNCNT=1 (one SYN, one retry)"
+    assert all("MP_JOIN" in s.mptcp_subtypes for s in syns)
+    assert elapsed < 6, f"the join gave up after {elapsed:.1f} s"

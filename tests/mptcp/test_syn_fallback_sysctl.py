@@ -1,0 +1,72 @@
+"""net.mptcp.syn_retrans_before_tcp_fallback (kernel_patches/0004).
+
+A middlebox drops every SYN that carries MP_CAPABLE: the client retransmits its SYN with
+MP_CAPABLE as many times as the sysctl says, then retries without it (plain TCP), which
+the middlebox lets through. SYNs are counted on the wire and with the MIB counter.
+"""
+
+import errno
+
+import pytest
+
+from harness import sysctl, traffic
+
+KEY = "net.mptcp.syn_retrans_before_tcp_fallback"
+MB = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def series_applied(mptcp_kernel):
+    if not sysctl.exists(KEY):
+        pytest.skip(f"the kernel lacks our fallback sysctl patch (kernel_patches/0004): no {KEY}")
+
+
+def syns_sent(cap):
+    return [s for s in cap.segments() if s.is_syn]
+
+
+def test_default_is_two(netns):
+    assert sysctl.read(KEY, netns) == "2"
+
+
+def test_values_below_never_are_refused(netns):
+    with pytest.raises(sysctl.SysctlError, match="Invalid argument"):
+        sysctl.write(KEY, -2, netns)
+    assert sysctl.read(KEY, netns) == "2"
+
+
+@pytest.mark.parametrize("retransmissions", [0, 1, 2])
+def test_mp_capable_syns_before_plain_tcp_match_the_sysctl(topology, mib, capture,
+                                                           retransmissions):
+    topo = topology("middlebox-drop", client={KEY: retransmissions})
+    client, server = topo.ns("client"), topo.ns("server")
+    cap = capture(client, topo.interface("client", 0))
+    before = mib(client)
+    result = traffic.transfer(client, server, topo.addresses("server", 4)[0], nbytes=MB)
+    cap.stop()
+    assert result.intact and not result.sent.is_mptcp
+    syns = syns_sent(cap)
+    with_mp_capable = [s for s in syns if "MP_CAPABLE" in s.mptcp_subtypes]
+    assert len(with_mp_capable) == 1 + retransmissions, \
+        f"{len(with_mp_capable)} MP_CAPABLE SYNs for {KEY}={retransmissions}"
+    assert syns[len(with_mp_capable)].mptcp_subtypes == [], "no plain SYN after them"
+    assert syns[:len(with_mp_capable)] == with_mp_capable, "a plain SYN came too early"
+    assert before.delta(mib(client)).get("MPCapableSYNTXDrop") == 1
+
+
+def test_never_keeps_mp_capable_until_the_connection_attempt_times_out(topology, mib, capture):
+    # 3 SYN retries, without the linear ones added in 6.5: the default (2) would send the
+    # third retransmission without MP_CAPABLE
+    topo = topology("middlebox-drop", client={KEY: -1, "net.ipv4.tcp_syn_retries": 3,
+                                              "net.ipv4.tcp_syn_linear_timeouts": 0})
+    client = topo.ns("client")
+    cap = capture(client, topo.interface("client", 0))
+    before = mib(client)
+    with pytest.raises(OSError) as failure:
+        traffic.connect(client, topo.addresses("server", 4)[0], 80)
+    cap.stop()
+    assert failure.value.errno == errno.ETIMEDOUT, repr(failure.value)
+    syns = syns_sent(cap)
+    assert len(syns) == 4, f"{len(syns)} SYNs for tcp_syn_retries=3"
+    assert all("MP_CAPABLE" in s.mptcp_subtypes for s in syns), "a SYN without MP_CAPABLE"
+    assert "MPCapableSYNTXDrop" not in before.delta(mib(client))
