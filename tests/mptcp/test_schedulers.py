@@ -1,0 +1,187 @@
+"""The in-kernel packet schedulers of our series: "roundrobin" and "minrtt" (patches 0005, 0006).
+
+The scheduler is chosen per network namespace (net.mptcp.scheduler) when an MPTCP socket is
+created, so each test sets it on the sender's (client's) namespace before connecting. How a
+scheduler split the data is read from the kernel's own per-subflow counters (MPTCP_TCPINFO
+bytes_acked), cross-checked with the bytes that left each client interface. Run with -s to
+see the splits.
+"""
+
+import pytest
+
+from harness import sysctl, traffic
+from harness.mptcp.sockets import mptcp_info
+from harness.run import run
+from harness.sysctl import SysctlError
+from harness.topology import impair
+from harness.wait import wait_until
+
+MB = 1_000_000
+SCHEDULERS = ("roundrobin", "minrtt")
+WITHOUT_OUR_PATCHES = "kernel without our scheduler patches (kernel_patches/0005, 0006)"
+CLIENT_INTERFACES = ("eth0", "eth1")
+FAST_PATH_ADDR = "10.0.2.1"  # the client's address on the 10 ms link of asymmetric-paths
+PACED_RATE_BIT = 4_000_000  # the paced application: well below one 20 Mbit/s link
+PACED_SECONDS = 5.0
+WIRE_TOLERANCE = 0.05  # share of the wire bytes vs share of the subflow bytes, per path
+
+
+def available_schedulers() -> list[str]:
+    try:
+        return sysctl.read("net.mptcp.available_schedulers").split()
+    except SysctlError:  # kernels before 6.6 have no such sysctl, and no schedulers either
+        return []
+
+
+def require_scheduler(name: str) -> None:
+    if name not in available_schedulers():
+        pytest.skip(f"{WITHOUT_OUR_PATCHES}: no {name!r} in net.mptcp.available_schedulers")
+
+
+def require_netem() -> None:
+    if not impair.kernel_has_netem():
+        pytest.skip("the running kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) for link delays")
+
+
+def with_scheduler(topology, name: str, scheduler: str):
+    """Topology `name` whose client (the sender) creates its MPTCP sockets with `scheduler`."""
+    require_scheduler(scheduler)
+    return topology(name, client={"net.mptcp.scheduler": scheduler})
+
+
+def client_tx_bytes(topo) -> dict[str, int]:
+    return {iface: topo.tx_bytes("client", iface) for iface in CLIENT_INTERFACES}
+
+
+def bytes_per_subflow(end: traffic.TransferEnd) -> dict[str, int]:
+    """Bytes each subflow delivered (its TCP bytes_acked), by the subflow's local address."""
+    split = {addrs.local[0]: sub.bytes_acked
+             for sub, addrs in zip(end.subflows, end.addrs, strict=True)}
+    assert len(split) == len(end.subflows), f"two subflows share a local address: {end.addrs}"
+    return split
+
+
+def shares(counts: dict[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {key: count / total for key, count in counts.items()}
+
+
+def show(what: str, split: dict[str, int], wire: dict[str, int]) -> None:
+    """Print the split of the data (subflows) and of the client's wire bytes (interfaces)."""
+    def line(counts):
+        return ", ".join(f"{key} {count} B ({share:.1%})" for (key, count), share
+                         in zip(counts.items(), shares(counts).values(), strict=True))
+
+    print(f"\n{what}\n  subflows:   {line(split)}\n  interfaces: {line(wire)}")
+
+
+def assert_wire_agrees(topo, split: dict[str, int], wire: dict[str, int]) -> None:
+    """Each subflow's share of the data is about its interface's share of the client's bytes."""
+    wire_shares = shares(wire)
+    for addr, share in shares(split).items():
+        iface = topo.interface_of("client", addr)
+        assert abs(wire_shares[iface] - share) <= WIRE_TOLERANCE, \
+            f"subflow from {addr} carried {share:.1%} of the data but {iface} " \
+            f"{wire_shares[iface]:.1%} of the bytes sent: {split}, {wire}"
+
+
+def measured_transfer(topo, **options) -> tuple[traffic.Transfer, dict[str, int], dict[str, int]]:
+    """A verified two-subflow transfer client -> server, with its subflow and wire splits."""
+    before = client_tx_bytes(topo)
+    result = traffic.transfer(topo.ns("client"), topo.ns("server"),
+                              topo.addresses("server", 4)[0], subflows=2, **options)
+    wire = {iface: after - before[iface] for iface, after in client_tx_bytes(topo).items()}
+    assert result.intact, "sha256 of the bytes received differs from the bytes sent"
+    split = bytes_per_subflow(result.sent)
+    assert set(split) == set(topo.addresses("client", 4)), f"subflows from {sorted(split)}"
+    return result, split, wire
+
+
+def test_both_schedulers_are_listed_as_available(mptcp_kernel):
+    require_scheduler("roundrobin")
+    assert {"default", *SCHEDULERS} <= set(available_schedulers())
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_the_scheduler_sysctl_accepts_the_name(netns, scheduler):
+    require_scheduler(scheduler)
+    sysctl.write("net.mptcp.scheduler", scheduler, netns)
+    assert sysctl.read("net.mptcp.scheduler", netns) == scheduler
+
+
+def test_the_scheduler_sysctl_refuses_an_unknown_name(netns):
+    require_scheduler("roundrobin")  # names are checked: accepting ours above means something
+    with pytest.raises(SysctlError):
+        sysctl.write("net.mptcp.scheduler", "no-such-scheduler", netns)
+    assert sysctl.read("net.mptcp.scheduler", netns) == "default"
+
+
+def assert_even_split(split: dict[str, int]) -> None:
+    # "within 10%": each subflow carries between 45% and 55% of the bytes
+    for addr, share in shares(split).items():
+        assert 0.45 <= share <= 0.55, f"subflow from {addr} carried {share:.1%}: {split}"
+
+
+def test_roundrobin_splits_a_bulk_transfer_evenly_on_equal_paths(topology):
+    topo = with_scheduler(topology, "two-paths", "roundrobin")
+    _result, split, wire = measured_transfer(topo, nbytes=20 * MB)
+    show("roundrobin, two-paths, 20 MB bulk", split, wire)
+    assert_even_split(split)
+    assert_wire_agrees(topo, split, wire)
+
+
+def test_roundrobin_takes_turns_even_when_the_application_is_paced(topology):
+    """Bulk data on equal paths splits evenly with the default scheduler too; a paced
+    application shows the turns: the default scheduler keeps it on one subflow."""
+    topo = with_scheduler(topology, "two-paths", "roundrobin")
+    _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
+                                             rate_bit=PACED_RATE_BIT)
+    show(f"roundrobin, two-paths, {PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
+         split, wire)
+    assert_even_split(split)
+    assert_wire_agrees(topo, split, wire)
+
+
+def paced_split_on_asymmetric_paths(topology, scheduler: str):
+    """A paced application on asymmetric-paths with `scheduler`: the topology and the splits."""
+    require_netem()
+    topo = with_scheduler(topology, "asymmetric-paths", scheduler)
+    _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
+                                             rate_bit=PACED_RATE_BIT)
+    show(f"{scheduler}, asymmetric-paths (80 ms first, 10 ms join), "
+         f"{PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s", split, wire)
+    return topo, split, wire
+
+
+def test_minrtt_sends_a_paced_application_on_the_lowest_rtt_path(topology):
+    topo, split, wire = paced_split_on_asymmetric_paths(topology, "minrtt")
+    fast = shares(split)[FAST_PATH_ADDR]
+    assert fast >= 0.90, f"only {fast:.1%} of the bytes went on the 10 ms path: {split}"
+    assert_wire_agrees(topo, split, wire)
+
+
+def test_default_scheduler_on_the_same_paced_scenario_for_comparison(topology):
+    """Not a requirement on the default scheduler: its split, printed next to minrtt's."""
+    paced_split_on_asymmetric_paths(topology, "default")
+
+
+@pytest.mark.parametrize("path", CLIENT_INTERFACES)  # the first subflow's path, the join's
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, scheduler, path):
+    topo = with_scheduler(topology, "two-paths", scheduler)
+    client, server = topo.ns("client"), topo.ns("server")
+    before = client_tx_bytes(topo)
+    with traffic.session(client, server, topo.addresses("server", 4)[0], subflows=2) as live:
+        live.sender.send(nbytes=4 * MB)
+        wait_until(lambda: mptcp_info(live.sock).bytes_acked >= 2 * MB, 30,
+                   "the server to acknowledge 2 MB")
+        moved = {iface: now - before[iface] for iface, now in client_tx_bytes(topo).items()}
+        assert moved[path] > MB, f"{path} carried little before going down: {moved}"
+        run(["ip", "link", "set", path, "down"], ns=client)
+        live.sender.send(nbytes=4 * MB)
+        end = live.sender.finish()
+    received = live.sink.result()
+    wire = {iface: now - before[iface] for iface, now in client_tx_bytes(topo).items()}
+    show(f"{scheduler}, two-paths, {path} down once the client had sent {moved}",
+         bytes_per_subflow(end), wire)
+    assert received.nbytes == end.nbytes and received.sha256 == end.sha256
