@@ -282,6 +282,7 @@ def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, whe
         started = time.monotonic()
         error = send_until_error(live.sock)
         elapsed = time.monotonic() - started
+    print(f"\nTCP_USER_TIMEOUT={USER_TIMEOUT_MS} ms set {when}: {error!r} after {elapsed:.2f} s")
     assert error.errno == errno.ETIMEDOUT, f"the socket failed with {error!r}"
     # each subflow gives up USER_TIMEOUT after its first unacked byte; the second one only
     # gets data once MPTCP reinjects it, one retransmission timeout later
