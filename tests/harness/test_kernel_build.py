@@ -5,7 +5,6 @@ tests/harness/data/kernel/fake-make plays Kbuild: these tests check what build.p
 """
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,15 +19,8 @@ DATA = Path(__file__).parent / "data" / "kernel"
 
 
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
+def tree(tmp_path, fake_make):
     """A kernel-shaped tree, and `make` on PATH being the fake one."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shutil.copy(DATA / "fake-make", bin_dir / "make")
-    (bin_dir / "make").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.delenv("FAKE_MAKE_DROP", raising=False)
-    monkeypatch.delenv("FAKE_MAKE_FAIL", raising=False)
     linux = tmp_path / "linux"
     (linux / "net" / "mptcp").mkdir(parents=True)
     (linux / "Makefile").write_text("# top Makefile\n")

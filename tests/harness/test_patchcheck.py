@@ -4,7 +4,6 @@ The builds use the stand-in make of test_kernel_build.py on a tiny tree; checkpa
 outputs were captured from the real script (tests/harness/data/checkpatch/).
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,15 +18,9 @@ KERNEL = DATA / "kernel"
 
 
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
+def tree(tmp_path, monkeypatch, fake_make):
     """A tree the test series apply to, with a checkpatch stand-in; make is the fake one."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shutil.copy(KERNEL / "fake-make", bin_dir / "make")
-    (bin_dir / "make").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_CHECKPATCH_DATA", str(DATA / "checkpatch"))
-    monkeypatch.delenv("FAKE_MAKE_FAIL", raising=False)
     linux = tmp_path / "linux"
     (linux / "net" / "mptcp").mkdir(parents=True)
     (linux / "scripts").mkdir()

@@ -123,55 +123,55 @@ def two_subflows(topo, pm, when, set_option, addr=None, **session_options):
         yield live
 
 
-def client_segments(caps, topo, client_ifaces):
-    """Data segments the client sent, per interface."""
-    client_addrs = set(topo.addresses("client"))
-    return {iface: [s for s in cap.segments() if s.src in client_addrs and s.payload_len]
-            for iface, cap in zip(client_ifaces, caps, strict=True)}
+def send_captured(live, topo, capture, read_options):
+    """Send 2 MB with both client interfaces captured; check every byte arrived. Returns
+    the data segments the client sent, per interface (each must have some: one subflow
+    each), and what read_options(sock) gave while the connection was up."""
+    ifaces, client_addrs = ("eth0", "eth1"), set(topo.addresses("client"))
+    caps = [capture(topo.ns("client"), iface) for iface in ifaces]
+    live.sender.send(nbytes=2 * MB)
+    read_back = read_options(live.sock)
+    end = live.sender.finish()
+    for cap in caps:
+        cap.stop()
+    assert live.sink.result().sha256 == end.sha256
+    segments = {iface: [s for s in cap.segments() if s.src in client_addrs and s.payload_len]
+                for iface, cap in zip(ifaces, caps, strict=True)}
+    for iface, sent in segments.items():
+        assert sent, f"no data left through {iface}: one subflow went unchecked"
+    return segments, read_back
 
 
 @pytest.mark.parametrize("when", ["before-join", "after-join"])
 def test_ip_ttl_applies_to_every_subflow(topology, pm, capture, when):
     topo = topology("two-paths")
-    ifaces = ("eth0", "eth1")
     with two_subflows(
-        topo, pm, when, lambda sock: sock.setsockopt(SOL_IP, socket.IP_TTL, TTL)) as live:
-        caps = [capture(topo.ns("client"), iface) for iface in ifaces]
-        live.sender.send(nbytes=2 * MB)
-        read_back = live.sock.getsockopt(SOL_IP, socket.IP_TTL)
-        end = live.sender.finish()
-        for cap in caps:
-            cap.stop()
-    assert live.sink.result().sha256 == end.sha256
-    for iface, segments in client_segments(caps, topo, ifaces).items():
-        assert segments, f"no data left through {iface}: one subflow went unchecked"
-        assert {s.ttl for s in segments} == {TTL}, f"TTLs seen on {iface}"
+            topo, pm, when, lambda sock: sock.setsockopt(SOL_IP, socket.IP_TTL, TTL)) as live:
+        segments, read_back = send_captured(
+            live, topo, capture, lambda sock: sock.getsockopt(SOL_IP, socket.IP_TTL))
+    for iface, sent in segments.items():
+        assert {s.ttl for s in sent} == {TTL}, f"TTLs seen on {iface}"
     assert read_back == TTL
 
 
 @pytest.mark.parametrize("when", ["before-join", "after-join"])
 def test_ipv6_hop_limit_and_traffic_class_apply_to_every_subflow(topology, pm, capture, when):
     topo = topology("dual-stack")  # the server signals its second IPv6 address
-    ifaces = ("eth0", "eth1")
 
     def set_options(sock):
         sock.setsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS, TTL)
         sock.setsockopt(SOL_IPV6, socket.IPV6_TCLASS, TCLASS)
 
-    with two_subflows(topo, pm, when, set_options,
-                                 addr=topo.addresses("server", 6)[0], listen_addr="::") as live:
-        caps = [capture(topo.ns("client"), iface) for iface in ifaces]
-        live.sender.send(nbytes=2 * MB)
-        read_back = (live.sock.getsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS),
-                     live.sock.getsockopt(SOL_IPV6, socket.IPV6_TCLASS))
-        end = live.sender.finish()
-        for cap in caps:
-            cap.stop()
-    assert live.sink.result().sha256 == end.sha256
-    for iface, segments in client_segments(caps, topo, ifaces).items():
-        assert segments, f"no data left through {iface}: one subflow went unchecked"
-        assert {s.ttl for s in segments} == {TTL}, f"hop limits seen on {iface}"
-        assert {s.tos & ~0x3 for s in segments} == {TCLASS}, f"traffic classes on {iface}"
+    def read_options(sock):
+        return (sock.getsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS),
+                sock.getsockopt(SOL_IPV6, socket.IPV6_TCLASS))
+
+    with two_subflows(topo, pm, when, set_options, addr=topo.addresses("server", 6)[0],
+                      listen_addr="::") as live:
+        segments, read_back = send_captured(live, topo, capture, read_options)
+    for iface, sent in segments.items():
+        assert {s.ttl for s in sent} == {TTL}, f"hop limits seen on {iface}"
+        assert {s.tos & ~0x3 for s in sent} == {TCLASS}, f"traffic classes on {iface}"
     assert read_back == (TTL, TCLASS)
 
 
