@@ -160,7 +160,7 @@ def halt(cache: Path) -> bool:
     """Stop the VM (if any) and remove its directory; return whether one was running."""
     state = VmState.load(cache)
     was_running = False
-    if state and _alive(state.pid) and _ours(state):
+    if state and (_alive(state.pid) and _ours(state) or _orphans(state)):
         was_running = True
         _kill_group(state.pid)
     console = cache / "vm" / "console.log"
@@ -170,7 +170,15 @@ def halt(cache: Path) -> bool:
     return was_running
 
 
+def _orphans(state: VmState) -> list[int]:
+    """Processes of the VM's group whose leader already ended (virtme-run, QEMU). Its pid
+    cannot have been reused while the group lives on, so they are ours."""
+    return [] if _alive(state.pid) else _group_members(state.pid)
+
+
 def _kill_group(pid: int) -> None:
+    """TERM the VM's process group, KILL what outlives a grace period; return once no process
+    of the group is left (not only its leader: virtme-run and QEMU may exit after it)."""
     for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -179,9 +187,24 @@ def _kill_group(pid: int) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             _reap(pid)
-            if not _alive(pid):
+            if not _group_members(pid):
                 return
             time.sleep(0.05)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group pgid."""
+    members = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(proc.name))
+    return members
 
 
 def _reap(pid: int) -> None:
