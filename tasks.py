@@ -350,10 +350,10 @@ def patches_check(c, tree=None, patches=None, no_build=False, without_mptcp=Fals
     from harness.kernel import build as kernel_build
     from harness.kernel import patchcheck
 
+    # unlike invoke build, a user's --tree is checked against our series unless told otherwise
     request = kernel_build.BuildRequest(
-        cache=cache_dir(c.config.get("cache_dir")), tree=tree,
-        patches_dir=Path(patches).resolve() if patches else (
-            kernel_build.DEFAULT_PATCHES if tree else None))
+        cache=_cache(c), tree=tree,
+        patches_dir=Path(patches).resolve() if patches else kernel_build.DEFAULT_PATCHES)
     try:
         reports = patchcheck.check_series(request, build_each=not no_build)
         print(patchcheck.table(reports))

@@ -53,8 +53,8 @@ def checkpatch(tree: Path, patch: Path) -> tuple[bool, str, str]:
     return clean, f"{errors} errors, {warnings} warnings, {checks} checks", output
 
 
-def check_series(request: kernel_build.BuildRequest, build_each: bool = True,
-                 on_report=lambda report: None) -> list[PatchReport]:
+def check_series(request: kernel_build.BuildRequest, build_each: bool = True
+                 ) -> list[PatchReport]:
     """Checkpatch every patch of the request's series; build after each one in turn."""
     src, series, _ = kernel_build.plan(request)
     if not series:
@@ -67,8 +67,6 @@ def check_series(request: kernel_build.BuildRequest, build_each: bool = True,
         report.checkpatch_output = "" if clean else output
     if build_each:
         _build_each(request, reports)
-    for report in reports:
-        on_report(report)
     return reports
 
 

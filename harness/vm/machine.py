@@ -118,12 +118,17 @@ class CommandReport:
         return self.result.status != 0 or bool(self.splats)
 
 
-def _alive(pid: int) -> bool:
+def _stat(proc: Path) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, pgrp, ...)."""
     try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return status.rsplit(")", 1)[1].split()[0] != "Z"
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat(Path(f"/proc/{pid}"))
+    return fields is not None and fields[0] != "Z"
 
 
 def _ours(state: VmState) -> bool:
@@ -196,13 +201,8 @@ def _group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes of process group pgid."""
     members = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        fields = _stat(proc) if proc.name.isdigit() else None
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(proc.name))
     return members
 
