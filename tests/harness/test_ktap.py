@@ -72,6 +72,19 @@ def test_mptcp_join_blocks_span_their_check_lines():
     assert "TAP version" not in result.cases[-1].output
 
 
+def test_mptcp_connect_progress_lines_go_to_their_result():
+    result = parse_selftest("mptcp_connect.sh", read("mptcp_connect.out"), 0, 881.0)
+    assert (result.passed, result.failed, result.skipped) == (68, 0, 0)
+    cases = by_number(result)
+    assert cases[3].name == "mptcp_connect: loopback v4: ns1 MPTCP -> ns1 (10.0.1.1:10000) MPTCP"
+    assert cases[3].output.startswith("03 ns1 MPTCP -> ns1 (10.0.1.1:10000 ")
+    assert cases[3].duration_s == pytest.approx(6.766)
+    assert "INFO: tproxy ipv4 pass" in cases[61].output
+    assert cases[62].output.startswith("62 ")
+    assert all(case.output.startswith(f"{n:02d} ") for n, case in cases.items())
+    assert "Created /tmp" not in cases[1].output  # set-up lines before 01 belong to no case
+
+
 def test_kunit_debugfs_results():
     (suite,) = parse_ktap(read("kunit-mptcp-token.ktap"))
     assert (suite.name, suite.status, suite.number) == ("mptcp-token", "pass", 1)
