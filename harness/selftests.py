@@ -13,6 +13,7 @@ each a slot of its own.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import sys
@@ -89,6 +90,21 @@ def join_groups(suite: InstalledSuite) -> list[tuple[str, str]]:
     return groups
 
 
+def command_line(suite: InstalledSuite, slot: Slot) -> str:
+    """How the guest starts the slot, in the suite's directory.
+
+    A script installed without its exec bit runs through its `#!` interpreter, as the
+    kselftest runner does: Debian's 6.12 tarball ships mptcp_connect_mmap.sh,
+    mptcp_connect_sendfile.sh and mptcp_connect_checksum.sh as mode 644. Without a `#!`
+    line it is started as is and fails with the shell's "Permission denied".
+    """
+    script = suite.directory / slot.script
+    first_line = script.read_text().partition("\n")[0]
+    if os.access(script, os.X_OK) or not first_line.startswith("#!"):
+        return shlex.join((f"./{slot.script}", *slot.args))
+    return shlex.join((*shlex.split(first_line[2:]), f"./{slot.script}", *slot.args))
+
+
 def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
              output: Callable[[str], None] | None = None) -> ScriptResult:
     """One slot, retried per the policy; a pass on retry is flaky."""
@@ -112,7 +128,7 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     path = "".join(f"{shlex.quote(d)}:" for d in policy.path_dirs)
     command = (f'export PATH={path}"$PATH" && cd {shlex.quote(str(suite.directory))} && '
                f"exec env {shlex.join(env)} "
-               f"timeout -k {KILL_GRACE_S} {policy.timeout_s} ./{slot.name}")
+               f"timeout -k {KILL_GRACE_S} {policy.timeout_s} {command_line(suite, slot)}")
     start = time.monotonic()
     try:
         report = vm.run(command, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output)
