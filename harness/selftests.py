@@ -99,9 +99,12 @@ def command_line(suite: InstalledSuite, slot: Slot) -> str:
     line it is started as is and fails with the shell's "Permission denied".
     """
     script = suite.directory / slot.script
-    first_line = script.read_text().partition("\n")[0]
-    if os.access(script, os.X_OK) or not first_line.startswith("#!"):
-        return shlex.join((f"./{slot.script}", *slot.args))
+    if os.access(script, os.X_OK):
+        return f"./{slot.name}"
+    with script.open() as text:
+        first_line = text.readline().rstrip("\n")
+    if not first_line.startswith("#!"):
+        return f"./{slot.name}"
     return shlex.join((*shlex.split(first_line[2:]), f"./{slot.script}", *slot.args))
 
 
