@@ -14,12 +14,12 @@ from pathlib import Path
 
 from harness.kernel import kconfig, patches, source
 from harness.kernel.errors import KernelError
+from harness.kernel.layout import IMAGE, VMLINUX
 from harness.kernel.progress import Progress
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
 
 DEFAULT_PATCHES = PROJECT_ROOT / "kernel_patches"
-IMAGE = Path("arch/x86/boot/bzImage")
 FIRST_ERRORS = 15
 
 
@@ -66,7 +66,7 @@ def build(request: BuildRequest) -> BuildResult:
     build_dir = build_dir_of(request, src)
     record = BuildRecord(src.id, [[p.name, p.sha256] for p in series],
                          kconfig.fingerprint(wanted), str(build_dir / IMAGE),
-                         str(build_dir / "vmlinux"))
+                         str(build_dir / VMLINUX))
     previous = BuildRecord.load(build_dir)
     if previous is not None and previous.up_to_date(record):
         return BuildResult(previous, build_dir, None, ())

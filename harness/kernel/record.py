@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RECORD_FILE = "mlab-build.json"
+from harness.kernel.layout import RECORD_FILE, record_path_of
+
+PATCH_FILE = re.compile(r"^(?:v\d+-)?\d{4}-(?P<slug>.+?)(?:\.patch)?$")
+
+
+def patch_slug(name: str) -> str:
+    """A patch's file name without its number and suffix: `git format-patch` names
+    '0005-mptcp-sched-add-the-roundrobin-scheduler.patch' after its subject, and the
+    number changes when a series is reordered or trimmed, the subject does not."""
+    match = PATCH_FILE.match(name)
+    return match["slug"] if match else name
 
 
 @dataclass(frozen=True)
@@ -32,3 +43,13 @@ class BuildRecord:
 
     def up_to_date(self, wanted: BuildRecord) -> bool:
         return self == wanted and Path(self.image).exists()
+
+    def has_patch(self, slug: str) -> bool:
+        return any(patch_slug(name) == slug for name, _sha in self.patches)
+
+    @classmethod
+    def of_image(cls, image: Path) -> BuildRecord | None:
+        """The record of the build that made `image`, if it still describes that image."""
+        path = record_path_of(image)
+        record = cls.load(path.parent) if path is not None else None
+        return record if record is not None and Path(record.image) == image else None

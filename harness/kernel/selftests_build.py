@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.kernel.layout import build_dir_of
 from harness.run import CommandError, run
-from harness.vm.decode import build_dir_of
 
 TARGET = "net/mptcp"
 MAKE_TIMEOUT = 1800.0

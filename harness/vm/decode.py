@@ -10,17 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.kernel.layout import build_dir_of
 from harness.run import CommandError, ToolMissing, run
 
 DECODE_TIMEOUT = 120.0
-IMAGE_IN_BUILD_DIR = ("arch", "x86", "boot", "bzImage")
-
-
-def build_dir_of(image: Path) -> Path | None:
-    """The O= build directory that produced `image`, or None for an image from elsewhere."""
-    if image.parts[-len(IMAGE_IN_BUILD_DIR):] != IMAGE_IN_BUILD_DIR:
-        return None
-    return image.parents[len(IMAGE_IN_BUILD_DIR) - 1]
 
 
 def decode(text: str, image: Path) -> str:
