@@ -20,6 +20,8 @@ from harness import netns as namespaces
 from harness.capture import Capture
 from harness.mptcp import mib as mib_counters
 from harness.netns import created_here
+from harness.vm import settle
+from harness.vm.kmsg import BUILD_RECORD_ENV
 
 
 def require_root() -> None:
@@ -45,6 +47,59 @@ def no_leftover_namespaces(request):
     leaked = created_here() - before
     if leaked:
         pytest.fail(f"namespaces left behind by {request.node.nodeid}: {sorted(leaked)}")
+
+
+# ---- tests of our patch series: what the kernel was built with decides, not a probe ----
+EXPECTED_SKIP = pytest.StashKey[str]()
+
+
+def booted_build_record():
+    """The build record of the kernel the VM booted (None: the host gave none)."""
+    from harness.kernel.record import BuildRecord
+
+    path = os.environ.get(BUILD_RECORD_ENV)
+    return BuildRecord.load(Path(path).parent) if path else None
+
+
+def series_verdict(record, slug: str) -> tuple[str, str]:
+    """("run" | "skip" | "fail", why) for a test of our series' patch `slug` in the VM."""
+    if record is None:
+        return "fail", (f"no build record for the booted kernel ({BUILD_RECORD_ENV} unset or "
+                        f"stale): cannot tell whether it has the patch '{slug}'")
+    if record.has_patch(slug):
+        return "run", ""
+    if not record.patches:
+        return "skip", f"the kernel was built without a patch series, so without '{slug}'"
+    names = ", ".join(name for name, _sha in record.patches)
+    return "fail", (f"the kernel was built with a series that lacks the patch '{slug}' "
+                    f"(built with: {names})")
+
+
+@pytest.fixture
+def built_with(request, mptcp_kernel):
+    """built_with(slug, host_probe): this test needs our series' patch `slug`.
+
+    In the VM the booted kernel's build record decides: built with the patch, the test runs
+    (and fails if the patch is broken); built with no series at all, it skips; built with a
+    series that lacks the patch, it fails. On the host, whose kernel has no record,
+    host_probe() says what the kernel lacks (the test skips with that) or None.
+    """
+    from harness.vm import kmsg
+
+    def require(slug: str, host_probe) -> None:
+        if not kmsg.in_guest():
+            missing = host_probe()
+            if missing:
+                pytest.skip(f"host kernel without '{slug}': {missing}")
+            return
+        verdict, why = series_verdict(booted_build_record(), slug)
+        if verdict == "fail":
+            pytest.fail(why, pytrace=False)
+        if verdict == "skip":
+            request.node.stash[EXPECTED_SKIP] = why
+            pytest.skip(why)
+
+    return require
 
 
 @pytest.fixture
@@ -136,23 +191,40 @@ def pytest_sessionstart(session):
         _kernel_log = kmsg.KernelLog()
 
 
+NAMESPACES_BEFORE = pytest.StashKey[list]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
     if _kernel_log is not None:
         _kernel_log.new_lines()  # what came between tests is the host console's business
         _kernel_log.mark(f"test start {item.nodeid}")
+        item.stash[NAMESPACES_BEFORE] = settle.named_namespaces()
     yield
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    if _kernel_log is None or call.when != "teardown":
+    if _kernel_log is None:
         return
-    splats = _kernel_log.splats()
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and EXPECTED_SKIP not in item.stash:
+        report.outcome = "failed"  # in our VM every feature a test needs is there
+        report.longrepr = f"unexpected skip in the VM: {skip_reason(report)}"
+    if call.when != "teardown":
+        return
+    leaks, settle_report = settle.settle_here(item.stash.get(NAMESPACES_BEFORE, []))
+    splats = _kernel_log.splats() + leaks
     _kernel_log.mark(f"test end {item.nodeid}")
+    if settle_report:
+        report.sections.append(("settle", settle_report))
     if splats:
-        report = outcome.get_result()
         report.outcome = "failed"
-        report.longrepr = (f"the kernel logged {len(splats)} splat(s) during this test:\n\n"
-                           + "\n\n".join(s.text for s in splats))
+        report.longrepr = (f"the kernel logged {len(splats)} splat(s) during this test or "
+                           f"its settle step:\n\n" + "\n\n".join(s.text for s in splats))
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)

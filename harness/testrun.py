@@ -79,13 +79,15 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     """Run pytest inside the VM (the project is at the same path there), output streamed
     here; JUnit XML copied to `junit`. Splats in the console fail the run (see `report`)."""
     from harness.paths import PROJECT_ROOT
-    from harness.vm.kmsg import GUEST_ENV
+    from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
 
     guest_junit = Path(vm.state.run_dir) / "guest" / "junit.xml"
     guest_junit.unlink(missing_ok=True)
     argv = pytest_argv(paths, keyword, guest_junit, ("-p", "no:cacheprovider"))
-    command = (f"cd {shlex.quote(str(PROJECT_ROOT))} && "
-               f"env {GUEST_ENV}=1 PYTHONDONTWRITEBYTECODE=1 {shlex.join(argv)}")
+    record = vm.build_record_path()
+    env = [f"{GUEST_ENV}=1", "PYTHONDONTWRITEBYTECODE=1",
+           *([f"{BUILD_RECORD_ENV}={record}"] if record else [])]
+    command = f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(['env', *env, *argv])}"
     report = vm.run(command, GUEST_TEST_TIMEOUT, output=_echo)
     code = report.result.status
     if code == PYTEST_NO_TESTS:

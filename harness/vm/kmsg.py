@@ -14,6 +14,7 @@ import os
 from harness.vm import oracle
 
 GUEST_ENV = "MPTCP_LAB_VM"
+BUILD_RECORD_ENV = "MPTCP_LAB_BUILD_RECORD"  # the booted kernel's build record, for the tests
 KMSG = "/dev/kmsg"
 
 

@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.kernel.layout import record_path_of
+from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
-from harness.vm import accel, decode, oracle
+from harness.vm import accel, decode, oracle, settle
 from harness.vm.ssh import (
     ConnectionLost,
     Guest,
@@ -111,7 +113,8 @@ class BootOptions:
 @dataclass(frozen=True)
 class CommandReport:
     result: GuestResult
-    splats: list[oracle.Splat]
+    splats: list[oracle.Splat]  # logged during the command or its settle step, or leaks
+    settle: str = ""  # what the settle step found: namespaces left behind, kmemleak output
 
     @property
     def failed(self) -> bool:
@@ -374,20 +377,39 @@ class Vm:
             self.wait_for_ssh(SYNC_TIMEOUT)
         return self._guest
 
+    def build_record_path(self) -> Path | None:
+        """The build record of the booted kernel: None for an image from outside our builds,
+        or one rebuilt since this VM booted it (its record no longer describes it)."""
+        image = Path(self.state.image)
+        if BuildRecord.of_image(image) is None \
+                or image.stat().st_mtime_ns != self.state.image_mtime_ns:
+            return None
+        return record_path_of(image)
+
     def kernel_release(self) -> str:
         return self.guest.run("uname -r", SYNC_TIMEOUT).output.strip()
 
     # ---- commands under the oracle ----
     def run(self, command: str | Sequence[str], timeout: float,
             output: Output | None = None) -> CommandReport:
+        """Run command in the guest, then its settle step (see guest-settle): the splats
+        logged from its start until the deferred work it left is done count against it."""
         start = self.console_size()
+        namespaces = self.named_namespaces()
         try:
             result = self.guest.run(command, timeout, output,
                                     before_kill=lambda: self._blocked_tasks_dump(start))
+            settled = self.guest.run(settle.argv(namespaces), settle.TIMEOUT)
         except ConnectionLost as err:
             raise self._death(str(err), start) from None
         self.sync_console()
-        return CommandReport(result, oracle.find_splats(self.console_since(start)))
+        splats = oracle.find_splats(self.console_since(start))
+        return CommandReport(result, splats + settle.splats(settled.status, settled.output),
+                             settled.output.strip())
+
+    def named_namespaces(self) -> list[str]:
+        listing = self.guest.run(["ls", "-1", "/run/netns"], SYNC_TIMEOUT)
+        return listing.output.split() if listing.status == 0 else []
 
     def decoded(self, splat: oracle.Splat) -> str:
         """The splat's text, its trace decoded against this VM's kernel build."""

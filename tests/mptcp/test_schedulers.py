@@ -18,7 +18,8 @@ from harness.wait import wait_until
 
 MB = 1_000_000
 SCHEDULERS = ("roundrobin", "minrtt")
-WITHOUT_OUR_PATCHES = "kernel without our scheduler patches (kernel_patches/0005, 0006)"
+PATCHES = {"roundrobin": "mptcp-sched-add-the-roundrobin-scheduler",  # 0005
+           "minrtt": "mptcp-sched-add-the-minrtt-scheduler"}  # 0006
 CLIENT_INTERFACES = ("eth0", "eth1")
 FAST_PATH_ADDR = "10.0.2.1"  # the client's address on the 10 ms link of asymmetric-paths
 PACED_RATE_BIT = 4_000_000  # the paced application: well below one 20 Mbit/s link
@@ -33,9 +34,11 @@ def available_schedulers() -> list[str]:
         return []
 
 
-def require_scheduler(name: str) -> None:
-    if name not in available_schedulers():
-        pytest.skip(f"{WITHOUT_OUR_PATCHES}: no {name!r} in net.mptcp.available_schedulers")
+def require_scheduler(built_with, name: str) -> None:
+    """Our series' scheduler `name` (the default one is always there)."""
+    if name != "default":
+        built_with(PATCHES[name], lambda: None if name in available_schedulers()
+                   else f"no {name!r} in net.mptcp.available_schedulers")
 
 
 def require_netem() -> None:
@@ -43,9 +46,9 @@ def require_netem() -> None:
         pytest.skip("the running kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) for link delays")
 
 
-def with_scheduler(topology, name: str, scheduler: str):
+def with_scheduler(topology, built_with, name: str, scheduler: str):
     """Topology `name` whose client (the sender) creates its MPTCP sockets with `scheduler`."""
-    require_scheduler(scheduler)
+    require_scheduler(built_with, scheduler)
     return topology(name, client={"net.mptcp.scheduler": scheduler})
 
 
@@ -97,20 +100,21 @@ def measured_transfer(topo, **options) -> tuple[traffic.Transfer, dict[str, int]
     return result, split, wire
 
 
-def test_both_schedulers_are_listed_as_available(mptcp_kernel):
-    require_scheduler("roundrobin")
+def test_both_schedulers_are_listed_as_available(built_with):
+    for name in SCHEDULERS:
+        require_scheduler(built_with, name)
     assert {"default", *SCHEDULERS} <= set(available_schedulers())
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_the_scheduler_sysctl_accepts_the_name(netns, scheduler):
-    require_scheduler(scheduler)
+def test_the_scheduler_sysctl_accepts_the_name(netns, built_with, scheduler):
+    require_scheduler(built_with, scheduler)
     sysctl.write("net.mptcp.scheduler", scheduler, netns)
     assert sysctl.read("net.mptcp.scheduler", netns) == scheduler
 
 
-def test_the_scheduler_sysctl_refuses_an_unknown_name(netns):
-    require_scheduler("roundrobin")  # names are checked: accepting ours above means something
+def test_the_scheduler_sysctl_refuses_an_unknown_name(netns, built_with):
+    require_scheduler(built_with, "roundrobin")  # names are checked: ours are accepted above
     with pytest.raises(SysctlError):
         sysctl.write("net.mptcp.scheduler", "no-such-scheduler", netns)
     assert sysctl.read("net.mptcp.scheduler", netns) == "default"
@@ -122,18 +126,18 @@ def assert_even_split(split: dict[str, int]) -> None:
         assert 0.45 <= share <= 0.55, f"subflow from {addr} carried {share:.1%}: {split}"
 
 
-def test_roundrobin_splits_a_bulk_transfer_evenly_on_equal_paths(topology):
-    topo = with_scheduler(topology, "two-paths", "roundrobin")
+def test_roundrobin_splits_a_bulk_transfer_evenly_on_equal_paths(topology, built_with):
+    topo = with_scheduler(topology, built_with, "two-paths", "roundrobin")
     _result, split, wire = measured_transfer(topo, nbytes=20 * MB)
     show("roundrobin, two-paths, 20 MB bulk", split, wire)
     assert_even_split(split)
     assert_wire_agrees(topo, split, wire)
 
 
-def test_roundrobin_takes_turns_even_when_the_application_is_paced(topology):
+def test_roundrobin_takes_turns_even_when_the_application_is_paced(topology, built_with):
     """Bulk data on equal paths splits evenly with the default scheduler too; a paced
     application shows the turns: the default scheduler keeps it on one subflow."""
-    topo = with_scheduler(topology, "two-paths", "roundrobin")
+    topo = with_scheduler(topology, built_with, "two-paths", "roundrobin")
     _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
                                              rate_bit=PACED_RATE_BIT)
     show(f"roundrobin, two-paths, {PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
@@ -142,10 +146,10 @@ def test_roundrobin_takes_turns_even_when_the_application_is_paced(topology):
     assert_wire_agrees(topo, split, wire)
 
 
-def paced_split_on_asymmetric_paths(topology, scheduler: str):
+def paced_split_on_asymmetric_paths(topology, built_with, scheduler: str):
     """A paced application on asymmetric-paths with `scheduler`: the topology and the splits."""
     require_netem()
-    topo = with_scheduler(topology, "asymmetric-paths", scheduler)
+    topo = with_scheduler(topology, built_with, "asymmetric-paths", scheduler)
     _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
                                              rate_bit=PACED_RATE_BIT)
     show(f"{scheduler}, asymmetric-paths (80 ms first, 10 ms join), "
@@ -153,22 +157,23 @@ def paced_split_on_asymmetric_paths(topology, scheduler: str):
     return topo, split, wire
 
 
-def test_minrtt_sends_a_paced_application_on_the_lowest_rtt_path(topology):
-    topo, split, wire = paced_split_on_asymmetric_paths(topology, "minrtt")
+def test_minrtt_sends_a_paced_application_on_the_lowest_rtt_path(topology, built_with):
+    topo, split, wire = paced_split_on_asymmetric_paths(topology, built_with, "minrtt")
     fast = shares(split)[FAST_PATH_ADDR]
     assert fast >= 0.90, f"only {fast:.1%} of the bytes went on the 10 ms path: {split}"
     assert_wire_agrees(topo, split, wire)
 
 
-def test_default_scheduler_on_the_same_paced_scenario_for_comparison(topology):
+def test_default_scheduler_on_the_same_paced_scenario_for_comparison(topology, built_with):
     """Not a requirement on the default scheduler: its split, printed next to minrtt's."""
-    paced_split_on_asymmetric_paths(topology, "default")
+    paced_split_on_asymmetric_paths(topology, built_with, "default")
 
 
 @pytest.mark.parametrize("path", CLIENT_INTERFACES)  # the first subflow's path, the join's
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, scheduler, path):
-    topo = with_scheduler(topology, "two-paths", scheduler)
+def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_with, scheduler,
+                                                              path):
+    topo = with_scheduler(topology, built_with, "two-paths", scheduler)
     client, server = topo.ns("client"), topo.ns("server")
     before = client_tx_bytes(topo)
     with traffic.session(client, server, topo.addresses("server", 4)[0], subflows=2) as live:

@@ -29,17 +29,42 @@ USER_TIMEOUT_MS = 3000
 CLASSIC_SYN_RETRIES = {"net.ipv4.tcp_syn_linear_timeouts": 0}
 
 
-@pytest.fixture(autouse=True)
-def series_applied(mptcp_kernel):
-    with open_socket() as sock:
+SOCKOPT_PATCH = "mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIMEOU"  # 0001
+ETIMEDOUT_PATCH = "mptcp-fail-with-ETIMEDOUT-when-the-user-timeout-expi"  # 0002
+IP_PATCH = "mptcp-sockopt-support-IP_TTL-IPV6_UNICAST_HOPS-and-I"  # 0003
+
+
+def refused_option(level: int, name: int, value: int) -> str | None:
+    """On the host: why an MPTCP socket refuses this option (None: it takes it)."""
+    family = socket.AF_INET6 if level == SOL_IPV6 else socket.AF_INET
+    with open_socket(family=family) as sock:
         try:
-            sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, 1000)
+            sock.setsockopt(level, name, value)
         except OSError as exc:
             if exc.errno in (errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-                pytest.skip("the kernel lacks our socket option patches "
-                            "(kernel_patches/0001-0003): TCP_USER_TIMEOUT gives "
-                            f"{errno.errorcode[exc.errno]}")
+                return f"setsockopt gives {errno.errorcode[exc.errno]}"
             raise
+    return None
+
+
+@pytest.fixture(autouse=True)
+def series_applied(built_with):
+    built_with(SOCKOPT_PATCH, lambda: refused_option(SOL_TCP, socket.TCP_USER_TIMEOUT, 1000))
+
+
+def require_ip_patch(built_with) -> None:
+    built_with(IP_PATCH, lambda: refused_option(SOL_IP, socket.IP_TTL, TTL))
+
+
+@pytest.fixture
+def ip_options_patch(built_with):
+    require_ip_patch(built_with)
+
+
+def require_patch_of(built_with, level: int) -> None:
+    """IP_* and IPV6_* options come with 0003, TCP_* ones with 0001."""
+    if level != SOL_TCP:
+        require_ip_patch(built_with)
 
 
 # ---- set and read back, as on a TCP socket ----
@@ -71,8 +96,9 @@ def option_id(option) -> str:
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=option_id)
-def test_option_reads_back_as_on_tcp(netns, option):
+def test_option_reads_back_as_on_tcp(netns, built_with, option):
     family, level, name, value = option
+    require_patch_of(built_with, level)
     with open_socket(netns, family, socket.IPPROTO_TCP) as tcp, open_socket(netns, family) as mp:
         tcp.setsockopt(level, name, value)
         mp.setsockopt(level, name, value)
@@ -80,8 +106,9 @@ def test_option_reads_back_as_on_tcp(netns, option):
 
 
 @pytest.mark.parametrize("option", INVALID, ids=option_id)
-def test_invalid_value_is_refused_as_on_tcp(netns, option):
+def test_invalid_value_is_refused_as_on_tcp(netns, built_with, option):
     family, level, name, value = option
+    require_patch_of(built_with, level)
     with open_socket(netns, family, socket.IPPROTO_TCP) as tcp, open_socket(netns, family) as mp:
         with pytest.raises(OSError) as tcp_error:
             tcp.setsockopt(level, name, value)
@@ -143,7 +170,7 @@ def send_captured(live, topo, capture, read_options):
 
 
 @pytest.mark.parametrize("when", ["before-join", "after-join"])
-def test_ip_ttl_applies_to_every_subflow(topology, pm, capture, when):
+def test_ip_ttl_applies_to_every_subflow(topology, pm, capture, ip_options_patch, when):
     topo = topology("two-paths")
     with two_subflows(
             topo, pm, when, lambda sock: sock.setsockopt(SOL_IP, socket.IP_TTL, TTL)) as live:
@@ -155,7 +182,8 @@ def test_ip_ttl_applies_to_every_subflow(topology, pm, capture, when):
 
 
 @pytest.mark.parametrize("when", ["before-join", "after-join"])
-def test_ipv6_hop_limit_and_traffic_class_apply_to_every_subflow(topology, pm, capture, when):
+def test_ipv6_hop_limit_and_traffic_class_apply_to_every_subflow(topology, pm, capture,
+                                                                 ip_options_patch, when):
     topo = topology("dual-stack")  # the server signals its second IPv6 address
 
     def set_options(sock):
@@ -268,7 +296,8 @@ def send_until_error(sock) -> OSError:
 
 
 @pytest.mark.parametrize("when", ["before-join", "after-join"])
-def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, when):
+def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, built_with, when):
+    built_with(ETIMEDOUT_PATCH, lambda: None)  # on the host, the test itself tells
     topo = topology("two-paths")
     client, server = topo.ns("client"), topo.ns("server")
     def set_user_timeout(sock):

@@ -16,10 +16,12 @@ MB = 1_000_000
 NEVER = 128  # from 128 on (beyond TCP_SYNCNT's range), as in upstream kernels since 6.15
 
 
+PATCH = "mptcp-add-the-syn_retrans_before_tcp_fallback-sysctl"  # 0004
+
+
 @pytest.fixture(autouse=True)
-def series_applied(mptcp_kernel):
-    if not sysctl.exists(KEY):
-        pytest.skip(f"the kernel lacks our fallback sysctl patch (kernel_patches/0004): no {KEY}")
+def series_applied(built_with):
+    built_with(PATCH, lambda: None if sysctl.exists(KEY) else f"no {KEY}")
 
 
 def syns_sent(cap):

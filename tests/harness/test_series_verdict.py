@@ -1,0 +1,50 @@
+"""Which tests of our series run in the VM: decided by the booted kernel's build record."""
+
+import pytest
+
+from harness.kernel.record import BuildRecord, patch_slug
+from harness.pytest_plugin import series_verdict
+
+ROUNDROBIN = "mptcp-sched-add-the-roundrobin-scheduler"
+
+
+def record(*names):
+    return BuildRecord("debian-6.12", [[n, "0" * 64] for n in names], "cfg", "/b/bzImage",
+                       "/b/vmlinux")
+
+
+@pytest.mark.parametrize("name", [
+    "0005-mptcp-sched-add-the-roundrobin-scheduler.patch",
+    "0012-mptcp-sched-add-the-roundrobin-scheduler.patch",  # renumbered in a v2
+    "v2-0003-mptcp-sched-add-the-roundrobin-scheduler.patch",  # format-patch -v2
+])
+def test_a_patch_is_known_by_its_subject_whatever_its_number(name):
+    assert patch_slug(name) == ROUNDROBIN
+    assert series_verdict(record(name), ROUNDROBIN) == ("run", "")
+
+
+def test_a_series_that_lacks_the_patch_fails_the_test_and_says_what_it_had():
+    verdict, why = series_verdict(record("0001-mptcp-sockopt-x.patch"), ROUNDROBIN)
+    assert verdict == "fail"
+    assert ROUNDROBIN in why and "0001-mptcp-sockopt-x.patch" in why
+
+
+def test_a_kernel_built_without_any_series_skips_the_test():
+    verdict, why = series_verdict(record(), ROUNDROBIN)
+    assert verdict == "skip" and "without a patch series" in why
+
+
+def test_no_build_record_fails_rather_than_guessing():
+    verdict, why = series_verdict(None, ROUNDROBIN)
+    assert verdict == "fail" and "no build record" in why
+
+
+def test_the_record_of_an_image_is_found_in_its_build_directory(tmp_path):
+    image = tmp_path / "arch" / "x86" / "boot" / "bzImage"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"kernel")
+    built = BuildRecord("src", [["0001-a.patch", "1" * 64]], "cfg", str(image),
+                        str(tmp_path / "vmlinux"))
+    built.save(tmp_path)
+    assert BuildRecord.of_image(image) == built
+    assert BuildRecord.of_image(tmp_path / "bzImage") is None  # not in a build directory
