@@ -110,10 +110,14 @@ def command_line(suite: InstalledSuite, slot: Slot) -> str:
 
 def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
              output: Callable[[str], None] | None = None) -> ScriptResult:
-    """One slot, retried per the policy; a pass on retry is flaky."""
+    """One slot, retried per the policy; a pass on retry is flaky. A slot during which the
+    kernel splatted fails and is never retried: most MPTCP warnings are WARN_ON_ONCE, so a
+    rerun would pass and wash the splat away."""
     result = _attempt(vm, suite, slot, policy, output)
     attempts = 1
-    while result.status == "fail" and attempts <= policy.retries:
+    if result.splats and policy.retries:
+        print(f"selftests: {slot.name}: not retried, the kernel splatted during it", flush=True)
+    while result.status == "fail" and not result.splats and attempts <= policy.retries:
         print(f"selftests: {slot.name}: attempt {attempts} failed ({_failed_names(result)})"
               + (f" [{result.note}]" if result.note else "") + ", retrying", flush=True)
         attempts += 1
@@ -155,7 +159,7 @@ def with_splats(result: ScriptResult, splats) -> ScriptResult:
     cases = [*result.cases, Case(f"{result.name}: kernel splat", "fail",
                                  reason="; ".join(map(str, splats)),
                                  output="\n\n".join(s.text for s in splats))]
-    return replace(result, cases=cases,
+    return replace(result, cases=cases, splats=(*result.splats, *map(str, splats)),
                    note=_join(result.note, "kernel splat: " + "; ".join(map(str, splats))))
 
 

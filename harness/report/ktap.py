@@ -52,6 +52,7 @@ class ScriptResult:
     duration_s: float
     note: str = ""  # set by the runner: timeout, kernel splat, retries
     flaky: bool = False  # failed, then passed on a retry
+    splats: tuple[str, ...] = ()  # the kernel splats (titles) logged while it ran
 
     def _count(self, *statuses: str) -> int:
         return sum(case.status in statuses for _, case in leaves(self.cases))
