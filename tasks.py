@@ -41,7 +41,7 @@ SELFTEST_HELP = {
 }
 
 
-@task(iterable=["only"], help={
+@task(iterable=["only"], auto_shortflags=False, help={  # -h is help, not --host
     "host": "run on the kernel of this machine instead of our kernel in the VM",
     "k": "only tests matching this pytest -k expression",
     "junit": "write a JUnit XML report to this path",
@@ -290,6 +290,8 @@ def exec_(c, cmd, timeout=600):
                                                                sys.stdout.flush()))
     except HarnessError as exc:
         raise _fail(exc) from None
+    if report.settle:
+        print(f"--- after the command (settle step) ---\n{report.settle}", file=sys.stderr)
     for splat in report.splats:
         print(f"--- kernel splat during the command ---\n{vm.decoded(splat)}", file=sys.stderr)
     if report.splats:

@@ -75,3 +75,10 @@ def test_every_task_has_help(task):
     proc = invoke("--help", task)
     assert proc.returncode == 0 and "Docstring:" in proc.stdout
     assert "none" not in proc.stdout.split("Docstring:")[1].splitlines()[1].lower()
+
+
+def test_dash_h_after_test_shows_its_help_and_runs_nothing():
+    proc = invoke("test", "-h")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "--host" in proc.stdout and "Run the MPTCP behaviour tests" in proc.stdout
+    assert "passed" not in proc.stdout  # nothing ran
