@@ -6,8 +6,11 @@ import json
 
 from invoke import Collection, Exit, task
 
+from harness import interrupts
 from harness.errors import HarnessError
 from harness.paths import TESTS_DIR, cache_dir
+
+interrupts.stop_on_signals()  # Ctrl-C and SIGTERM stop every task the same way
 
 
 def _fail(exc: HarnessError) -> Exit:

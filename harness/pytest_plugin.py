@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import PROJECT_PREFIX
+from harness import PROJECT_PREFIX, interrupts
 from harness import netns as namespaces
 from harness.capture import Capture
 from harness.mptcp import mib as mib_counters
@@ -35,13 +35,20 @@ def require_mptcp() -> None:
         pytest.skip("the running kernel has no MPTCP (CONFIG_MPTCP)")
 
 
+NAMESPACE_FIXTURES = {"netns", "topology", "mptcp_kernel"}  # what can make namespaces
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_namespaces(request):
     """Fail a test after which a namespace it created (in this process) still exists.
 
-    Only namespaces made by this process count, so a concurrent run or a topology brought up
-    by hand (`invoke topo.up`) is neither blamed nor touched.
+    Only tests that use our fixtures are checked (the plugin loads in every pytest run of
+    the environment), and only namespaces made by this process count, so a concurrent run
+    or a topology brought up by hand (`invoke topo.up`) is neither blamed nor touched.
     """
+    if not NAMESPACE_FIXTURES & set(request.fixturenames):
+        yield
+        return
     before = created_here()
     yield
     leaked = created_here() - before
@@ -181,6 +188,10 @@ def capture(mptcp_kernel):
 
 # ---- the kernel-health oracle, per test, when the tests run inside our VM ----
 _kernel_log = None
+
+
+def pytest_configure(config):
+    interrupts.stop_on_signals()  # SIGTERM tears the fixtures down as Ctrl-C does
 
 
 def pytest_sessionstart(session):

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import interrupts
 from harness.errors import HarnessError
 
 PYTEST_NO_TESTS = 5
@@ -62,7 +63,10 @@ def run_pytest(paths: list[Path], keyword: str | None = None, junit: Path | None
     with tempfile.TemporaryDirectory(prefix="mlab-junit-") as tmp:
         junit_path = junit or Path(tmp) / "junit.xml"
         junit_path.parent.mkdir(parents=True, exist_ok=True)
-        code = subprocess.call(pytest_argv(paths, keyword, junit_path, extra))
+        # its own session: an interrupt reaches it once, from us, and it may clean up
+        child = subprocess.Popen(pytest_argv(paths, keyword, junit_path, extra),
+                                 start_new_session=True)
+        code = interrupts.wait_for_child(child)
         if code == PYTEST_NO_TESTS:
             raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"
                                + (f" matching -k {keyword!r}" if keyword else ""))

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import errno
 import secrets
-import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
 from pyroute2 import IPRoute, NetlinkError, netns
 
-from harness import PROJECT_PREFIX, sysctl
+from harness import PROJECT_PREFIX, interrupts, sysctl
 from harness import netns as namespaces
 from harness.mptcp.pm import PathManager
 from harness.run import run
@@ -126,23 +124,10 @@ class _UndoStack:
         self._stack.callback(guarded)
 
     def unwind(self) -> None:
-        with _sigint_held():
+        with interrupts.held():  # a second Ctrl-C must not leave half a topology
             self._stack.close()
         if self.errors:
             raise TeardownError("teardown incomplete: " + "; ".join(self.errors))
-
-
-@contextmanager
-def _sigint_held() -> Iterator[None]:
-    """Hold Ctrl-C while cleaning up so that a second one cannot leave half a topology."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _create(spec: Topology, names: dict[str, str], undo: _UndoStack) -> None:

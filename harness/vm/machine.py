@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import interrupts
 from harness.errors import HarnessError
 from harness.kernel.layout import record_path_of
 from harness.kernel.record import BuildRecord
@@ -166,15 +167,16 @@ def running(cache: Path) -> VmState | None:
 
 def halt(cache: Path) -> bool:
     """Stop the VM (if any) and remove its directory; return whether one was running."""
-    state = VmState.load(cache)
-    was_running = False
-    if state and (_alive(state.pid) and _ours(state) or _orphans(state)):
-        was_running = True
-        _kill_group(state.pid)
-    console = cache / "vm" / "console.log"
-    if console.exists():
-        console.replace(cache / LAST_CONSOLE)
-    shutil.rmtree(cache / "vm", ignore_errors=True)
+    with interrupts.held():  # a second Ctrl-C must not leave a VM or its keys behind
+        state = VmState.load(cache)
+        was_running = False
+        if state and (_alive(state.pid) and _ours(state) or _orphans(state)):
+            was_running = True
+            _kill_group(state.pid)
+        console = cache / "vm" / "console.log"
+        if console.exists():
+            console.replace(cache / LAST_CONSOLE)
+        shutil.rmtree(cache / "vm", ignore_errors=True)
     return was_running
 
 

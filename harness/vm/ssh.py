@@ -24,6 +24,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from harness import interrupts
 from harness.errors import HarnessError
 
 # paramiko's transport thread logs (with tracebacks) every refused early connection while
@@ -33,7 +34,8 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 GUEST_USER = "root"
 CONNECT_TIMEOUT = 2.0
-KILL_TIMEOUT = 5.0
+TERM_GRACE_S = 10  # a command given SIGTERM may clean up (a test: its namespaces) this long
+KILL_TIMEOUT = TERM_GRACE_S + 5.0
 PGID_DIR = "/run"  # the guest's own tmpfs
 Output = Callable[[str], None]
 
@@ -140,7 +142,8 @@ class Guest:
             self._kill_group(pgid_file)  # a cut command must not live on
             raise CommandTimeout(command, timeout, err.output + extra) from None
         except KeyboardInterrupt:
-            self._kill_group(pgid_file)
+            with interrupts.held():  # the command cleans up (SIGTERM) before we go on
+                self._kill_group(pgid_file)
             raise
         finally:
             channel.close()
@@ -150,7 +153,9 @@ class Guest:
         a task in D state cannot die; the guest may be gone)."""
         group = f'"-$(cat {pgid_file})"'
         script = (f"[ -s {pgid_file} ] || exit 0; kill -TERM {group} 2>/dev/null; "
-                  f"sleep 1; kill -KILL {group} 2>/dev/null; rm -f {pgid_file}")
+                  f"for i in $(seq {TERM_GRACE_S * 10}); do "
+                  f"kill -0 {group} 2>/dev/null || break; sleep 0.1; done; "
+                  f"kill -KILL {group} 2>/dev/null; rm -f {pgid_file}")
         with contextlib.suppress(Exception):
             channel = self.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
             channel.exec_command(script)
