@@ -54,6 +54,15 @@ def is_mptcp(sock: socket.socket) -> bool:
     return bool(sock.getsockopt(SOL_TCP, TCP_IS_MPTCP))
 
 
+def socket_protocol(sock: socket.socket) -> int:
+    """SO_PROTOCOL as the kernel has it: IPPROTO_MPTCP (262) or IPPROTO_TCP (6).
+
+    This, not TCP_IS_MPTCP, tells a plain TCP socket from an MPTCP one: an MPTCP socket that
+    fell back to TCP still answers IPPROTO_MPTCP here, but 0 to TCP_IS_MPTCP, as TCP does.
+    """
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL)
+
+
 def _getsockopt(sock: socket.socket, level: int, name: int, buf: ctypes.Array) -> int:
     length = ctypes.c_uint32(len(buf))
     if _libc.getsockopt(sock.fileno(), level, name, buf, ctypes.byref(length)) != 0:

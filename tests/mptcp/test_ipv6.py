@@ -9,13 +9,18 @@ MB = 1_000_000
 
 
 def test_ipv6_connection_is_mptcp_and_intact(topology):
+    """The subflow the kernel reports (MPTCP_SUBFLOW_ADDRS) joins the two sockets' own names."""
     topo = topology("dual-stack")
     server_v6 = topo.addresses("server", 6)[0]
-    result = traffic.transfer(topo.ns("client"), topo.ns("server"), server_v6, nbytes=10 * MB)
-    assert result.intact and result.sent.is_mptcp and result.received.is_mptcp
-    (addrs,) = result.sent.addrs
-    assert addrs.remote == (server_v6, addrs.remote[1])
-    assert ":" in addrs.local[0]
+    with traffic.session(topo.ns("client"), topo.ns("server"), server_v6) as live:
+        live.sender.send(nbytes=10 * MB)
+        local_addr, local_port = live.sock.getsockname()[:2]
+        end = live.sender.finish()
+    received = live.sink.result()
+    assert received.sha256 == end.sha256 and end.is_mptcp and received.is_mptcp
+    (addrs,) = end.addrs
+    assert addrs.remote == (server_v6, live.sink.port)
+    assert addrs.local == (local_addr, local_port) and local_addr in topo.addresses("client", 6)
 
 
 def test_ipv4_mapped_connection_on_an_ipv6_socket_adds_an_ipv6_subflow(topology):
@@ -31,4 +36,5 @@ def test_ipv4_mapped_connection_on_an_ipv6_socket_adds_an_ipv6_subflow(topology)
     assert live.sink.result().sha256 == end.sha256
     remotes = {ipaddress.ip_address(a.remote[0]) for a in end.addrs}
     assert remotes == {ipaddress.ip_address(mapped), ipaddress.ip_address(signalled_v6)}
+    assert {a.remote[1] for a in end.addrs} == {live.sink.port}  # the announce had no port
     assert all(sub.bytes_acked > 0 for sub in end.subflows)

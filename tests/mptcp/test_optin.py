@@ -6,8 +6,15 @@ import socket
 import pytest
 
 from harness import sysctl, traffic
-from harness.mptcp.constants import MPTCP_INFO, SOL_MPTCP
-from harness.mptcp.sockets import is_mptcp, mptcp_info, open_socket
+from harness.mptcp.constants import IPPROTO_MPTCP, MPTCP_INFO, SOL_MPTCP
+from harness.mptcp.sockets import (
+    TCP_ESTABLISHED,
+    is_mptcp,
+    mptcp_info,
+    open_socket,
+    socket_protocol,
+    subflow_tcp_info,
+)
 
 HANDSHAKE_COUNTERS = ("MPCapableSYNTX", "MPCapableSYNRX", "MPCapableSYNACKRX", "MPCapableACKRX")
 
@@ -26,9 +33,11 @@ def test_ipproto_mptcp_gives_an_mptcp_connection(netns, mib):
 def test_plain_tcp_stays_tcp(netns, mib, capture):
     before = mib(netns)
     cap = capture(netns, "lo")
-    result = traffic.transfer(netns, netns, "127.0.0.1", nbytes=200_000, proto="tcp")
+    protocols = []
+    result = traffic.transfer(netns, netns, "127.0.0.1", nbytes=200_000, proto="tcp",
+                              on_connected=lambda sock: protocols.append(socket_protocol(sock)))
     cap.stop()
-    assert result.intact and not result.sent.is_mptcp and not result.received.is_mptcp
+    assert result.intact and protocols == [socket.IPPROTO_TCP]
     assert before.delta(mib(netns)) == {}, "a plain TCP connection moved MPTCP counters"
     segments = cap.segments()
     assert segments and not any(s.mptcp_subtypes for s in segments)
@@ -36,7 +45,7 @@ def test_plain_tcp_stays_tcp(netns, mib, capture):
 
 def test_tcp_socket_has_no_mptcp_sockopts(netns):
     with open_socket(netns, proto=socket.IPPROTO_TCP) as sock:
-        assert not is_mptcp(sock)
+        assert socket_protocol(sock) == socket.IPPROTO_TCP
         with pytest.raises(OSError) as info:
             sock.getsockopt(SOL_MPTCP, MPTCP_INFO, 96)
         assert info.value.errno in (errno.EOPNOTSUPP, errno.ENOPROTOOPT)
@@ -53,10 +62,22 @@ def test_disabled_mptcp_refuses_the_socket_with_enoprotoopt(netns, family):
 
 
 def test_enabled_is_per_namespace(netns):
+    """With MPTCP disabled in one namespace, the test runner's own still makes MPTCP
+    connections: the client socket is MPTCP, did not fall back, and its subflow is up."""
     sysctl.write("net.mptcp.enabled", 0, ns=netns)
-    with open_socket(None) as sock:  # the test runner's own namespace still has MPTCP
-        sock.bind(("127.0.0.1", 0))
-        assert mptcp_info(sock).subflows == 0
+    with pytest.raises(OSError) as refused:
+        open_socket(netns)
+    assert refused.value.errno == errno.ENOPROTOOPT
+    with traffic.session(None, None, "127.0.0.1") as live:
+        live.sender.send(nbytes=100_000)
+        assert socket_protocol(live.sock) == IPPROTO_MPTCP and is_mptcp(live.sock)
+        info = mptcp_info(live.sock)
+        assert info.remote_key_received and not info.fallback
+        # the initial subflow comes first in the kernel's list (endpoints someone configured in
+        # the runner's namespace could add more)
+        assert subflow_tcp_info(live.sock)[0].state == TCP_ESTABLISHED
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
 
 
 def test_handshake_and_data_carry_mptcp_options_on_the_wire(netns, capture):

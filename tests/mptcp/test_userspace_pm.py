@@ -1,10 +1,16 @@
 """The userspace path manager (net.mptcp.pm_type=1): subflows and announces on command, events."""
 
+import time
+
 from harness import traffic
+from harness.mptcp.events import EventKind
 from harness.mptcp.sockets import mptcp_info, wait_subflows
 
 MB = 1_000_000
 USERSPACE_PM = {"net.mptcp.pm_type": 1}
+# the in-kernel PM joins as soon as the connection is fully established: a PM that has not
+# joined this long after that will not do it by itself
+NO_JOIN_WINDOW = 2.0
 
 
 def established_client(events, sender, sport):
@@ -15,17 +21,34 @@ def established_client(events, sender, sport):
     return created
 
 
-def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topology, pm, pm_events):
+def watch_for_joins(events, seconds: float) -> list:
+    """Listen to the PM events for `seconds` (a bounded wait, not a sleep); the subflow
+    events (sub_established, sub_closed) seen since the listener started."""
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        events.poll(remaining)
+    return [e for e in events.events
+            if e.kind in (EventKind.SUB_ESTABLISHED, EventKind.SUB_CLOSED)]
+
+
+def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topology, pm, pm_events,
+                                                                         mib):
     topo = topology("two-paths", client=USERSPACE_PM)
     client, server = topo.ns("client"), topo.ns("server")
     (local_1, local_2), (remote_1, remote_2) = (topo.addresses("client", 4)[:2],
                                                 topo.addresses("server", 4)[:2])
     events = pm_events(client)
+    before = mib(client)
     with traffic.session(client, server, remote_1, listen_addr="0.0.0.0") as live:
         port = live.sink.port
         created = established_client(events, live.sender, live.sock.getsockname()[1])
         assert (created.saddr, created.daddr, created.dport) == (local_1, remote_1, port)
-        assert mptcp_info(live.sock).subflows == 0, "the userspace PM must not join by itself"
+        # the userspace PM must not join by itself: from the connect until NO_JOIN_WINDOW after
+        # full establishment, no MP_JOIN SYN left (a counter: nothing in between escapes), no
+        # subflow event came and no subflow is counted
+        assert watch_for_joins(events, NO_JOIN_WINDOW) == [], "a subflow without a command"
+        assert "MPJoinSynTx" not in before.delta(mib(client)), "an MP_JOIN without a command"
+        assert mptcp_info(live.sock).subflows == 0
 
         pm(client).subflow_create(created.token, local_addr=local_2, local_id=23,
                                   remote_addr=remote_2, remote_port=port)
