@@ -305,18 +305,31 @@ def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, bui
 
     with two_subflows(topo, pm, when, set_user_timeout) as live:
         live.sender.send(nbytes=MB)
-        assert [t.state for t in subflow_tcp_info(live.sock)].count(1) == 2
+        subflows = subflow_tcp_info(live.sock)
+        assert [t.state for t in subflows].count(1) == 2
         before = mib(client)
-        black_hole(server)
         started = time.monotonic()
+        black_hole(server)
+        holed = time.monotonic()
         error = send_until_error(live.sock)
-        elapsed = time.monotonic() - started
-    print(f"\nTCP_USER_TIMEOUT={USER_TIMEOUT_MS} ms set {when}: {error!r} after {elapsed:.2f} s")
+        failed = time.monotonic()
+    print(f"\nTCP_USER_TIMEOUT={USER_TIMEOUT_MS} ms set {when}: {error!r} "
+          f"{failed - holed:.2f}-{failed - started:.2f} s after the black hole")
     assert error.errno == errno.ETIMEDOUT, f"the socket failed with {error!r}"
-    # each subflow gives up USER_TIMEOUT after its first unacked byte; the second one only
-    # gets data once MPTCP reinjects it, one retransmission timeout later
-    assert USER_TIMEOUT_MS / 1000 * 0.8 <= elapsed <= USER_TIMEOUT_MS / 1000 + 5, \
-        f"ETIMEDOUT after {elapsed:.1f} s"
+    # A subflow gives up USER_TIMEOUT after the first byte it sent that is still unacked
+    # (retrans_stamp): sent before the black hole, but at most about an RTT earlier, since
+    # anything older was acked (two RTTs if a fast retransmit was under way; 50 ms for the
+    # RTT, queueing at 20 Mbit/s included, to grow past the one measured). The socket fails
+    # when its last subflow gives up: one with nothing in flight gets data only when MPTCP
+    # reinjects it, on MPTCP's retransmission timer, restarted by the last ACK (up to an RTT
+    # after the black hole) and firing at most an RTO later. `late`: timer granularity, the
+    # MPTCP worker and waking the blocked sender, under software emulation too.
+    user_timeout, late = USER_TIMEOUT_MS / 1000, 0.5
+    rtt, rto = max(t.rtt for t in subflows) / 1e6, max(t.rto for t in subflows) / 1e6
+    earliest, latest = user_timeout - 2 * rtt - 0.05, user_timeout + rtt + rto + late
+    # the black hole began between started and holed: each bound gets the benefit of that doubt
+    assert failed - started >= earliest, f"ETIMEDOUT {failed - started:.2f} s < {earliest:.2f}"
+    assert failed - holed <= latest, f"ETIMEDOUT {failed - holed:.2f} s > {latest:.2f}"
     assert before.delta(mib(client), group="TcpExt").get("TCPAbortOnTimeout") == 2
 
 
