@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,13 +23,24 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 CHILD_CLEANUP_GRACE_S = 60.0
 
 
+_installed_in: int | None = None  # the process whose SIGTERM is an interrupt
+
+
 def _interrupt(signum, _frame):
+    if os.getpid() != _installed_in:
+        # a forked child (pyroute2 forks for namespaces) inherits the handler: it must die
+        # as SIGTERM says, not run its copy of the parent's cleanups (a topology's teardown)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 def stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise KeyboardInterrupt (main thread only)."""
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in this process (main thread only)."""
+    global _installed_in
     if threading.current_thread() is threading.main_thread():
+        _installed_in = os.getpid()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
 

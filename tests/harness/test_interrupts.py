@@ -38,3 +38,27 @@ def test_sigint_ignored_at_start_still_stops_the_process(tmp_path):
     assert child.stdout.readline() == "ready\n"
     child.send_signal(signal.SIGINT)
     assert child.wait(timeout=10) != 0  # KeyboardInterrupt, not ignored
+
+
+def test_a_forked_child_dies_of_sigterm_instead_of_running_the_parents_cleanups():
+    """pyroute2 forks for namespace work and ends the child with SIGTERM: the child must not
+    raise KeyboardInterrupt and unwind its copy of the parent (a topology's teardown)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        interrupts.stop_on_signals()
+        ready_read, ready_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(ready_write, b"x")
+                signal.pause()
+            finally:
+                os._exit(3)  # reached only if SIGTERM was turned into an exception
+        os.read(ready_read, 1)  # a signal sent before the child's post-fork setup is lost
+        os.close(ready_read)
+        os.close(ready_write)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
