@@ -21,9 +21,15 @@ SCHEDULERS = ("roundrobin", "minrtt")
 PATCHES = {"roundrobin": "mptcp-sched-add-the-roundrobin-scheduler",  # 0005
            "minrtt": "mptcp-sched-add-the-minrtt-scheduler"}  # 0006
 CLIENT_INTERFACES = ("eth0", "eth1")
-FAST_PATH_ADDR = "10.0.2.1"  # the client's address on the 10 ms link of asymmetric-paths
 PACED_RATE_BIT = 4_000_000  # the paced application: well below one 20 Mbit/s link
 PACED_SECONDS = 5.0
+# Bounds on the paced scenarios, set between the ranges measured for each scheduler (in
+# the tests' docstrings): each scheduler must stay on its side of the line.
+ROUNDROBIN_MIN_SHARE = 0.45  # each subflow: "within 10%" of an even split
+DEFAULT_EQUAL_PATHS_MIN_MAJORITY = 0.90  # the default scheduler keeps one subflow
+MINRTT_SLOW_MAX_SHARE = 0.06  # minrtt leaves the 80 ms path (nearly) idle
+DEFAULT_SLOW_MIN_SHARE = 0.07  # the default scheduler does not
+SLOW_PATH_ADDR = "10.0.1.1"  # the client's address on the 80 ms link of asymmetric-paths
 WIRE_TOLERANCE = 0.05  # share of the wire bytes vs share of the subflow bytes, per path
 
 
@@ -120,53 +126,47 @@ def test_the_scheduler_sysctl_refuses_an_unknown_name(netns, built_with):
     assert sysctl.read("net.mptcp.scheduler", netns) == "default"
 
 
-def assert_even_split(split: dict[str, int]) -> None:
-    # "within 10%": each subflow carries between 45% and 55% of the bytes
-    for addr, share in shares(split).items():
-        assert 0.45 <= share <= 0.55, f"subflow from {addr} carried {share:.1%}: {split}"
-
-
-def test_roundrobin_splits_a_bulk_transfer_evenly_on_equal_paths(topology, built_with):
-    topo = with_scheduler(topology, built_with, "two-paths", "roundrobin")
-    _result, split, wire = measured_transfer(topo, nbytes=20 * MB)
-    show("roundrobin, two-paths, 20 MB bulk", split, wire)
-    assert_even_split(split)
-    assert_wire_agrees(topo, split, wire)
-
-
-def test_roundrobin_takes_turns_even_when_the_application_is_paced(topology, built_with):
-    """Bulk data on equal paths splits evenly with the default scheduler too; a paced
-    application shows the turns: the default scheduler keeps it on one subflow."""
-    topo = with_scheduler(topology, built_with, "two-paths", "roundrobin")
+def paced_split(topology, built_with, name: str, scheduler: str) -> dict[str, int]:
+    """A paced application on topology `name` with `scheduler`: the split over subflows."""
+    topo = with_scheduler(topology, built_with, name, scheduler)
     _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
                                              rate_bit=PACED_RATE_BIT)
-    show(f"roundrobin, two-paths, {PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
+    show(f"{scheduler}, {name}, {PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
          split, wire)
-    assert_even_split(split)
     assert_wire_agrees(topo, split, wire)
+    return split
 
 
-def paced_split_on_asymmetric_paths(topology, built_with, scheduler: str):
-    """A paced application on asymmetric-paths with `scheduler`: the topology and the splits."""
+def test_roundrobin_takes_turns_where_the_default_scheduler_keeps_one_subflow(
+        topology, built_with):
+    """A paced application on two equal paths, with roundrobin, then with the default
+    scheduler. (Bulk data splits evenly under both: it cannot tell them apart.)
+
+    Measured in the VM (TCG, 2 vCPUs), 4 Mbit/s for 5 s, 3 runs: roundrobin's smaller share
+    0.487-0.492; the default scheduler's larger share 0.988-0.997."""
+    turns = shares(paced_split(topology, built_with, "two-paths", "roundrobin"))
+    default = shares(paced_split(topology, built_with, "two-paths", "default"))
+    print(f"\nroundrobin {turns}, default {default}")
+    assert min(turns.values()) >= ROUNDROBIN_MIN_SHARE, f"roundrobin: {turns}"
+    assert max(default.values()) >= DEFAULT_EQUAL_PATHS_MIN_MAJORITY, f"default: {default}"
+
+
+def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default_does(
+        topology, built_with):
+    """A paced application on asymmetric-paths (80 ms first subflow, 10 ms join), with
+    minrtt, then with the default scheduler.
+
+    The default scheduler prefers the fast path too, so the line is drawn on what goes on
+    the slow one. Measured in the VM (TCG, 2 vCPUs), 4 Mbit/s for 5 s, 3 runs: share of the
+    80 ms path 0.027 with minrtt (the data sent before the join), 0.120-0.145 with the
+    default scheduler."""
     require_netem()
-    topo = with_scheduler(topology, built_with, "asymmetric-paths", scheduler)
-    _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
-                                             rate_bit=PACED_RATE_BIT)
-    show(f"{scheduler}, asymmetric-paths (80 ms first, 10 ms join), "
-         f"{PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s", split, wire)
-    return topo, split, wire
-
-
-def test_minrtt_sends_a_paced_application_on_the_lowest_rtt_path(topology, built_with):
-    topo, split, wire = paced_split_on_asymmetric_paths(topology, built_with, "minrtt")
-    fast = shares(split)[FAST_PATH_ADDR]
-    assert fast >= 0.90, f"only {fast:.1%} of the bytes went on the 10 ms path: {split}"
-    assert_wire_agrees(topo, split, wire)
-
-
-def test_default_scheduler_on_the_same_paced_scenario_for_comparison(topology, built_with):
-    """Not a requirement on the default scheduler: its split, printed next to minrtt's."""
-    paced_split_on_asymmetric_paths(topology, built_with, "default")
+    minrtt = shares(paced_split(topology, built_with, "asymmetric-paths", "minrtt"))
+    default = shares(paced_split(topology, built_with, "asymmetric-paths", "default"))
+    print(f"\nslow path: minrtt {minrtt[SLOW_PATH_ADDR]:.3f}, "
+          f"default {default[SLOW_PATH_ADDR]:.3f}")
+    assert minrtt[SLOW_PATH_ADDR] <= MINRTT_SLOW_MAX_SHARE, f"minrtt: {minrtt}"
+    assert default[SLOW_PATH_ADDR] >= DEFAULT_SLOW_MIN_SHARE, f"default: {default}"
 
 
 @pytest.mark.parametrize("path", CLIENT_INTERFACES)  # the first subflow's path, the join's
@@ -183,6 +183,7 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_w
         moved = {iface: now - before[iface] for iface, now in client_tx_bytes(topo).items()}
         assert moved[path] > MB, f"{path} carried little before going down: {moved}"
         run(["ip", "link", "set", path, "down"], ns=client)
+        at_down = client_tx_bytes(topo)
         live.sender.send(nbytes=4 * MB)
         end = live.sender.finish()
     received = live.sink.result()
@@ -190,3 +191,12 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_w
     show(f"{scheduler}, two-paths, {path} down once the client had sent {moved}",
          bytes_per_subflow(end), wire)
     assert received.nbytes == end.nbytes and received.sha256 == end.sha256
+    # the failover itself: the dead interface sent nothing more, and the other one carried
+    # at least what had not left the client when the path went down (wire bytes count
+    # headers too, so what had left is at most the bytes sent until then)
+    other = next(iface for iface in CLIENT_INTERFACES if iface != path)
+    left_to_send = 8 * MB - sum(at_down[iface] - before[iface] for iface in CLIENT_INTERFACES)
+    after = {iface: now - at_down[iface] for iface, now in client_tx_bytes(topo).items()}
+    assert after[path] == 0, f"{path} sent {after[path]} B after going down"
+    assert after[other] >= left_to_send, \
+        f"{other} carried {after[other]} B after the failover, {left_to_send} B were left"
