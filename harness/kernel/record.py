@@ -52,4 +52,5 @@ class BuildRecord:
         """The record of the build that made `image`, if it still describes that image."""
         path = record_path_of(image)
         record = cls.load(path.parent) if path is not None else None
-        return record if record is not None and Path(record.image) == image else None
+        same = record is not None and Path(record.image).resolve() == image.resolve()
+        return record if same else None

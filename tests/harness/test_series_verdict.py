@@ -48,3 +48,17 @@ def test_the_record_of_an_image_is_found_in_its_build_directory(tmp_path):
     built.save(tmp_path)
     assert BuildRecord.of_image(image) == built
     assert BuildRecord.of_image(tmp_path / "bzImage") is None  # not in a build directory
+
+
+def test_the_record_is_found_through_a_link_to_the_build_directory(tmp_path):
+    """A build made through a cache whose build/ is a link records the linked path; the VM
+    boots the resolved image."""
+    real = tmp_path / "real"
+    image = real / "arch" / "x86" / "boot" / "bzImage"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"kernel")
+    (tmp_path / "linked").symlink_to(real)
+    linked_image = tmp_path / "linked" / "arch" / "x86" / "boot" / "bzImage"
+    built = BuildRecord("src", [], "cfg", str(linked_image), "vmlinux")
+    built.save(real)
+    assert BuildRecord.of_image(image) == built
