@@ -8,9 +8,11 @@ from invoke import Collection, Exit, task
 
 from harness import interrupts
 from harness.errors import HarnessError
-from harness.paths import TESTS_DIR, cache_dir
+from harness.paths import TESTS_DIR, cache_dir, not_a_checkout
 
 interrupts.stop_on_signals()  # Ctrl-C and SIGTERM stop every task the same way
+if not_a_checkout():  # the harness imported from a non-editable install
+    raise SystemExit(f"error: {not_a_checkout()}")
 
 
 def _fail(exc: HarnessError) -> Exit:

@@ -10,6 +10,24 @@ TOPOLOGY_DIR = PROJECT_ROOT / "topologies"
 TESTS_DIR = PROJECT_ROOT / "tests"
 
 
+CHECKOUT_PARTS = ("topologies", "kernel_patches", "tests")
+
+
+def not_a_checkout() -> str | None:
+    """Why PROJECT_ROOT is not a clone of the repository (None: it is).
+
+    The harness reads topologies, the patch series and its tests from the checkout, and the
+    VM shares it with the guest at the same path. A non-editable `pip install .` copies only
+    the Python package into site-packages, where none of these are."""
+    missing = [part for part in CHECKOUT_PARTS if not (PROJECT_ROOT / part).is_dir()]
+    if not missing:
+        return None
+    return (f"mptcp-lab runs from a clone of its repository, installed editable "
+            f"(`pip install -e .`, which ./bootstrap does): {PROJECT_ROOT} has no "
+            f"{', '.join(p + '/' for p in missing)} (a non-editable `pip install .` copies "
+            f"only the Python package)")
+
+
 def cache_dir(configured: str | None = None) -> Path:
     """The cache directory: the configured one (invoke.yaml / INVOKE_CACHE_DIR) or XDG's."""
     if configured:

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.paths import TOPOLOGY_DIR
+from harness.paths import TOPOLOGY_DIR, not_a_checkout
 from harness.topology.model import (
     ENDPOINT_FLAGS,
     MIDDLEBOXES,
@@ -285,6 +285,9 @@ def load_named(name: str, directory: Path = TOPOLOGY_DIR) -> Topology:
     if candidate.suffix == ".toml" or candidate.exists():
         return load(candidate)
     path = directory / f"{name}.toml"
+    if not directory.is_dir():
+        raise TopologyError(f"no topology directory {directory} for {name!r}: "
+                            f"{not_a_checkout() or 'it was removed'}")
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
         raise TopologyError(f"{path}: no topology named {name!r} (known: {known})")
