@@ -12,7 +12,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -44,6 +44,7 @@ class Segment:
     payload_len: int
     ttl: int  # IPv4 TTL or IPv6 hop limit
     tos: int  # IPv4 TOS or IPv6 traffic class
+    time: float = 0.0  # capture timestamp (seconds since the epoch), from the pcap record
 
     @property
     def mptcp_subtypes(self) -> list[str]:
@@ -113,18 +114,19 @@ def read_pcap(path: Path) -> list[Segment]:
         return []
     magic = struct.unpack_from("<I", data)[0]
     endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
+    per_second = 1e9 if magic in (0xA1B23C4D, 0x4D3CB2A1) else 1e6  # ns or us timestamps
     linktype = struct.unpack_from(endian + "I", data, 20)[0]
     if linktype not in _L2_HEADER:
         raise CaptureError(f"{path}: unsupported pcap link type {linktype}")
     l2_len, _ = _L2_HEADER[linktype]
     segments, pos = [], 24
     while pos + 16 <= len(data):
-        incl_len = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        seconds, fraction, incl_len = struct.unpack_from(endian + "3I", data, pos)
         frame = data[pos + 16:pos + 16 + incl_len]
         pos += 16 + incl_len
         segment = _parse_ip(frame[l2_len:])
         if segment is not None:
-            segments.append(segment)
+            segments.append(replace(segment, time=seconds + fraction / per_second))
     return segments
 
 
