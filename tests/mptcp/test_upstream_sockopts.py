@@ -1,0 +1,252 @@
+"""Upstream socket options of MPTCP sockets reach every subflow, joins included (6.12).
+
+Each option is set on the MPTCP socket while only the initial subflow exists; then the
+client's "subflow" endpoint is added back and the second subflow joins. The option must
+show on both: the one that existed when it was set, and the one created after. It is
+checked where the kernel applies it: packet marks counted by nftables per interface, the
+TOS byte and keepalive probes on the wire, congestion control and bound device through
+sock_diag (`ss`). Our series' own options (TCP_MAXSEG, IP_TTL, ...) are in test_sockopts.py.
+"""
+
+import json
+import socket
+import time
+from contextlib import contextmanager
+
+from harness import sysctl, traffic
+from harness.mptcp.sockets import subflow_addrs, wait_subflows
+from harness.mptcp.ss import tcp_sockets
+from harness.run import run
+from harness.wait import wait_until
+
+MB = 1_000_000
+IFACES = ("eth0", "eth1")  # two-paths: the initial subflow leaves by eth0, the join by eth1
+
+
+def join_later(topo, pm):
+    """Remove the client's "subflow" endpoint; return a function that adds it back."""
+    client = topo.ns("client")
+    (endpoint,) = [e for e in pm(client).endpoints() if "subflow" in e.flags]
+    pm(client).del_endpoint(endpoint.id)
+    ifname = topo.interface_of("client", endpoint.addr)
+    return lambda: pm(client).add_endpoint(endpoint.addr, flags={"subflow"}, ifname=ifname)
+
+
+@contextmanager
+def set_then_join(topo, pm, set_options, before_join=lambda: None):
+    """A two-paths session: data on the initial subflow, all of it acked (so nothing sent
+    before the option waits in a queue), set_options(sock), before_join(), then the join.
+    """
+    add_endpoint = join_later(topo, pm)
+    with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
+                         listen_addr="0.0.0.0") as live:
+        live.sender.send(nbytes=64 * 1024)
+        traffic.wait_all_acked(live.sock)
+        set_options(live.sock)
+        before_join()
+        add_endpoint()
+        wait_subflows(live.sock, 2)
+        yield live
+
+
+def send_and_check(live, nbytes=MB):
+    live.sender.send(nbytes=nbytes)
+    end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
+
+
+def subflows_seen(sock, ns):
+    """The ss view of each subflow of MPTCP socket sock, in namespace ns, initial one first."""
+    sockets = tcp_sockets(ns)
+    return [sockets[(a.local, a.remote)] for a in subflow_addrs(sock)]
+
+
+# ---- SO_MARK: nftables counts marked and unmarked TCP packets leaving each interface ----
+
+MARK = 0x2A
+
+
+def count_marks(ns):
+    rules = [f'oifname "{i}" meta l4proto tcp meta mark {op} {MARK:#x} counter '
+             f'comment "{i}-{name}"'
+             for i in IFACES for op, name in (("==", "marked"), ("!=", "unmarked"))]
+    run(["nft", "-f", "-"], ns=ns, input=(
+        "table inet mlab_mark {\n  chain output {\n"
+        "    type filter hook output priority 0; policy accept;\n    "
+        + "\n    ".join(rules) + "\n  }\n}\n"))
+
+
+def mark_counters(ns):
+    """{"eth0-marked": packets, "eth0-unmarked": ..., ...} from the rules' counters."""
+    listing = json.loads(run(["nft", "-j", "list", "table", "inet", "mlab_mark"], ns=ns).stdout)
+    counters = {}
+    for item in listing["nftables"]:
+        rule = item.get("rule")
+        if rule:
+            (counter,) = [e["counter"] for e in rule["expr"] if "counter" in e]
+            counters[rule["comment"]] = counter["packets"]
+    return counters
+
+
+def test_so_mark_marks_the_packets_of_every_subflow(topology, pm):
+    """Once SO_MARK is set, every TCP packet leaving either interface carries the mark:
+    the initial subflow's (eth0) and the joining one's from its SYN on (eth1)."""
+    topo = topology("two-paths")
+    client, counted = topo.ns("client"), {}
+    count_marks(client)
+
+    def set_mark(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, MARK)
+        counted["before"] = mark_counters(client)
+
+    with set_then_join(topo, pm, set_mark) as live:
+        read_back = live.sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK)
+        send_and_check(live)
+    after = mark_counters(client)
+    moved = {name: after[name] - counted["before"][name] for name in after}
+    for iface in IFACES:
+        assert moved[f"{iface}-marked"] > 0, f"marked packets through {iface}: {moved}"
+        assert moved[f"{iface}-unmarked"] == 0, f"unmarked packets through {iface}: {moved}"
+    assert read_back == MARK
+
+
+# ---- IP_TOS: the TOS byte of every segment on the wire ----
+
+TOS = 0x28  # DSCP AF11; the ECN bits stay TCP's own
+
+
+def test_ip_tos_sets_the_tos_byte_of_every_subflow(topology, pm, capture):
+    """After IP_TOS, every segment the client sends through either interface (the join's
+    SYN included) carries that TOS; before it, the initial subflow's carried 0."""
+    topo = topology("two-paths")
+    client, caps = topo.ns("client"), []
+    client_addrs = set(topo.addresses("client"))
+
+    def start_capture():
+        caps.extend(capture(client, iface) for iface in IFACES)
+
+    def set_tos(sock):
+        assert sock.getsockopt(socket.SOL_IP, socket.IP_TOS) == 0
+        sock.setsockopt(socket.SOL_IP, socket.IP_TOS, TOS)
+
+    with set_then_join(topo, pm, set_tos, before_join=start_capture) as live:
+        read_back = live.sock.getsockopt(socket.SOL_IP, socket.IP_TOS)
+        send_and_check(live)
+    for iface, cap in zip(IFACES, caps, strict=True):
+        cap.stop()
+        sent = [s for s in cap.segments() if s.src in client_addrs]
+        assert sum(1 for s in sent if s.payload_len) > 100, f"little data through {iface}"
+        assert {s.tos & ~0x3 for s in sent} == {TOS}, f"TOS bytes through {iface}"
+    assert any(s.is_syn for s in caps[1].segments()), "the join's SYN was not captured"
+    assert read_back == TOS
+
+
+# ---- TCP_CONGESTION: each subflow's congestion control, through sock_diag ----
+
+def test_tcp_congestion_sets_the_algorithm_of_every_subflow(topology, pm):
+    """The initial subflow starts with the namespace's default (net.ipv4.tcp_congestion_control:
+    cubic on our kernel, CONFIG_DEFAULT_TCP_CONG); after TCP_CONGESTION "reno" on the MPTCP
+    socket, both subflows run reno, and the socket reads reno back."""
+    topo = topology("two-paths")
+    client, seen = topo.ns("client"), {}
+    default = sysctl.read("net.ipv4.tcp_congestion_control", client)
+    assert default != "reno", "reno is the default: the test would prove nothing"
+
+    def set_reno(sock):
+        seen["before"] = [sf.congestion for sf in subflows_seen(sock, client)]
+        sock.setsockopt(socket.SOL_TCP, socket.TCP_CONGESTION, b"reno")
+
+    with set_then_join(topo, pm, set_reno) as live:
+        live.sender.send(nbytes=MB)
+        subflows = subflows_seen(live.sock, client)
+        read_back = live.sock.getsockopt(socket.SOL_TCP, socket.TCP_CONGESTION, 16)
+        send_and_check(live, nbytes=0)
+    assert seen["before"] == [default]
+    assert [sf.congestion for sf in subflows] == ["reno", "reno"], subflows
+    assert read_back.rstrip(b"\0") == b"reno"
+
+
+# ---- SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT: probes on the wire ----
+
+KEEPIDLE, KEEPINTVL, KEEPCNT = 1, 2, 2  # seconds, seconds, probes
+
+
+def set_keepalive(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.SOL_TCP, socket.TCP_KEEPIDLE, KEEPIDLE)
+    sock.setsockopt(socket.SOL_TCP, socket.TCP_KEEPINTVL, KEEPINTVL)
+    sock.setsockopt(socket.SOL_TCP, socket.TCP_KEEPCNT, KEEPCNT)
+
+
+def deafen(ns):
+    """Drop every TCP segment that reaches namespace ns: keepalive probes go unanswered."""
+    run(["nft", "-f", "-"], ns=ns, input=(
+        "table inet mlab_deaf {\n"
+        "  chain input { type filter hook input priority 0; policy accept;\n"
+        "    meta l4proto tcp drop\n  }\n}\n"))
+
+
+def probes_and_reset(segments, client_addrs, since):
+    """Times of the client's empty ACKs (keepalive probes: nothing else is sent by an idle
+    subflow that hears nothing) and of its RST, after `since`."""
+    sent = [s for s in segments if s.src in client_addrs and s.time >= since]
+    probes = [s.time for s in sent if s.flags == "A" and not s.payload_len]
+    resets = [s.time for s in sent if "R" in s.flags]
+    return probes, resets
+
+
+def test_keepalive_probes_every_idle_subflow_at_the_interval(topology, pm, capture, mib):
+    """Keepalive set before the join; both subflows idle, then the client hears nothing.
+    Each subflow sends KEEPCNT probes, the first KEEPIDLE after the last segment it received,
+    then one every KEEPINTVL, and a RST KEEPINTVL after the last unanswered one.
+
+    Measured (gaps between probes, and last probe to RST): host 2.00-2.01 s; VM (TCG, one
+    CPU) 2.00-2.0x s; first probe after the last received segment: host 1.00-1.01 s, VM
+    1.0x s. Bounds: 0.1 s early for timer slack (jiffies), 0.5 s late for a busy machine.
+    """
+    topo = topology("two-paths")
+    client, caps = topo.ns("client"), [capture(topo.ns("client"), i) for i in IFACES]
+    client_addrs, server_addrs = set(topo.addresses("client")), set(topo.addresses("server"))
+    with set_then_join(topo, pm, set_keepalive) as live:
+        live.sender.send(nbytes=256 * 1024)
+        traffic.wait_all_acked(live.sock)
+        before, deaf_since = mib(client), time.time()
+        deafen(client)
+        wait_until(lambda: before.delta(mib(client), group="Tcp").get("OutRsts", 0) >= 2,
+                   KEEPIDLE + (KEEPCNT + 1) * KEEPINTVL + 5, "both subflows to time out")
+    for iface, cap in zip(IFACES, caps, strict=True):
+        cap.stop()
+        segments = cap.segments()
+        probes, resets = probes_and_reset(segments, client_addrs, deaf_since)
+        last_rx = max(s.time for s in segments if s.src in server_addrs and s.time < deaf_since)
+        assert len(probes) == KEEPCNT and len(resets) == 1, f"{iface}: {probes} {resets}"
+        gaps = [b - a for a, b in zip(probes, probes[1:] + resets, strict=True)]
+        print(f"\n{iface}: first probe {probes[0] - last_rx:.3f} s after the last segment "
+              f"received; then every {[round(gap, 3) for gap in gaps]} s")
+        assert KEEPIDLE - 0.1 <= probes[0] - last_rx <= KEEPIDLE + 0.5, iface
+        for gap in gaps:
+            assert KEEPINTVL - 0.1 <= gap <= KEEPINTVL + 0.5, f"{iface}: gap {gap:.3f} s"
+
+
+# ---- SO_BINDTODEVICE ----
+
+def test_so_bindtodevice_binds_the_initial_subflow_and_joins_keep_their_endpoint_device(
+        topology, pm):
+    """SO_BINDTODEVICE before connect binds the initial subflow (sock_diag reports the
+    device). In 6.12 a join the in-kernel PM creates is bound to its endpoint's device
+    instead (__mptcp_subflow_connect sets it after copying the socket's options): the join
+    from two-paths' endpoint (dev eth1) is bound to eth1, and data flows on both."""
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+
+    def bind_eth0(sock):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+
+    with traffic.session(client, server, topo.addresses("server", 4)[0], subflows=2,
+                         listen_addr="0.0.0.0", before_connect=bind_eth0) as live:
+        live.sender.send(nbytes=MB)
+        subflows = subflows_seen(live.sock, client)
+        read_back = live.sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
+        send_and_check(live, nbytes=0)
+    assert [sf.device for sf in subflows] == ["eth0", "eth1"], subflows
+    assert read_back.rstrip(b"\0") == b"eth0"
