@@ -21,6 +21,8 @@ from harness.run import ToolMissing, netns_argv
 TCPOPT_MPTCP = 30
 MPTCP_SUBTYPES = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR", 4: "REMOVE_ADDR",
                   5: "MP_PRIO", 6: "MP_FAIL", 7: "MP_FASTCLOSE", 8: "MP_TCPRST"}
+# DSS flags (RFC 8684 3.3, the byte after the subtype): which fields the option carries
+DSS_FLAGS = {0x01: "DATA_ACK", 0x02: "DATA_ACK8", 0x04: "DSN", 0x08: "DSN8", 0x10: "DATA_FIN"}
 LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 1, 113, 276
 TCP_FLAG_NAMES = "FSRPAUEC"
 SNAPLEN = 200  # enough for Ethernet + IPv6 + a full TCP header with options
@@ -52,8 +54,66 @@ class Segment:
                 for kind, data in self.options if kind == TCPOPT_MPTCP and data]
 
     @property
+    def dss_flags(self) -> frozenset[str]:
+        """Names of the flags of the segment's DSS option (DSS_FLAGS); empty without one."""
+        for kind, data in self.options:
+            if kind == TCPOPT_MPTCP and len(data) >= 2 and data[0] >> 4 == 2:
+                return frozenset(name for bit, name in DSS_FLAGS.items() if data[1] & bit)
+        return frozenset()
+
+    @property
+    def data_fin(self) -> bool:
+        """The segment carries a DATA_FIN: the sender has no more data at the MPTCP level."""
+        return "DATA_FIN" in self.dss_flags
+
+    @property
     def is_syn(self) -> bool:
         return "S" in self.flags and "A" not in self.flags
+
+    def mptcp_options(self, subtype: str) -> list[bytes]:
+        """The data (after kind and length) of each MPTCP option of `subtype`, e.g. "MP_PRIO"."""
+        return [data for kind, data in self.options
+                if kind == TCPOPT_MPTCP and data
+                and MPTCP_SUBTYPES.get(data[0] >> 4) == subtype]
+
+
+MP_PRIO_BACKUP = 0x01  # the B flag, low bit of MP_PRIO's first byte (RFC 8684 3.3.8)
+
+
+def mp_prio_backup(data: bytes) -> bool:
+    """The backup (B) flag of an MP_PRIO option's data (Segment.mptcp_options("MP_PRIO"))."""
+    return bool(data[0] & MP_PRIO_BACKUP)
+
+
+ADD_ADDR_ECHO = 0x01  # the E flag, low bit of ADD_ADDR's first byte
+ADD_ADDR_HMAC_LEN = 8
+
+
+@dataclass(frozen=True)
+class AddAddr:
+    """An ADD_ADDR option (RFC 8684 3.4.1) decoded from its data after kind and length."""
+
+    echo: bool
+    addr_id: int
+    addr: str
+    port: int | None  # None: no port in the option (the one the connection uses)
+    hmac: bytes | None  # the truncated HMAC; an echo carries none
+
+
+def decode_add_addr(data: bytes) -> AddAddr:
+    """Decode ADD_ADDR: the family, port and HMAC follow from the option's length alone."""
+    echo, addr_id, rest = bool(data[0] & ADD_ADDR_ECHO), data[1], data[2:]
+    hmac_len = 0 if echo else ADD_ADDR_HMAC_LEN
+    for addr_len, port_len in ((4, 0), (4, 2), (16, 0), (16, 2)):
+        if len(rest) == addr_len + port_len + hmac_len:
+            break
+    else:
+        raise CaptureError(f"ADD_ADDR of {len(data) + 2} bytes fits no layout: {data.hex()}")
+    raw = rest[:addr_len]
+    addr = str(ipaddress.IPv4Address(raw) if addr_len == 4 else ipaddress.IPv6Address(raw))
+    port = struct.unpack_from("!H", rest, addr_len)[0] if port_len else None
+    hmac = bytes(rest[addr_len + port_len:]) if hmac_len else None
+    return AddAddr(echo, addr_id, addr, port, hmac)
 
 
 def parse_tcp_options(raw: bytes) -> tuple[tuple[int, bytes], ...]:

@@ -33,6 +33,11 @@ DEBIAN_PACKAGES = {
     "qemu-system-x86": "the VM that runs our kernel (virtme-ng drives it)",
     "openssh-server": "sshd inside the VM (the guest runs the host's binary over 9p); "
                       "the host's own ssh service is not needed",
+    "mptcpize": "forced MPTCP for unmodified applications (tests/mptcp/test_mptcpize.py; the "
+                "guest runs the host's binaries over 9p); Debian ships it apart from mptcpd",
+    "curl": "a real HTTP client run under mptcpize (tests/mptcp/test_mptcpize.py)",
+    "iperf3": "a real throughput client and server run under mptcpize "
+              "(tests/mptcp/test_mptcpize.py)",
 }
 SETUP_TIMEOUT = 1800.0
 
