@@ -1,0 +1,150 @@
+"""MP_FAIL and the infinite mapping: a middlebox that changes payload bytes (RFC 8684 section 3.7).
+
+With DSS checksums on (net.mptcp.checksum_enabled=1 at both ends), the receiver detects a
+payload byte changed on the path (DataCsumErr). What follows depends on the subflows
+(net/mptcp/subflow.c, subflow_check_data_avail -> mptcp_subflow_fail):
+
+- one subflow: the receiver sends MP_FAIL, the sender answers MP_FAIL and an infinite
+  mapping, and the connection goes on as plain TCP. The changed bytes are delivered as they
+  arrived, as TCP through that middlebox would deliver them.
+- more than one: the receiver resets the subflow that carried the bad data (RST with MP_FAIL
+  and MP_TCPRST, reason MPTCP_RST_EMIDDLEBOX) and discards that data, which the sender
+  sends again on the other subflow: the application reads every byte intact.
+
+The "middlebox" is one nftables rule in the client's output path that overwrites one byte
+of one data segment with 0xff (`@th` offsets are in bits; the TCP checksum is not an issue:
+veth hands the segment over with its checksum still to be computed). The rule goes in only
+once a first megabyte has been acknowledged, so the receiver has seen valid checksums on the
+subflow (valid_csum_seen), the condition for MP_FAIL rather than an immediate fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import threading
+
+from harness import nft, traffic
+from harness.mptcp.sockets import mptcp_info, wait_subflows
+
+MB = 1_000_000
+CHECKSUMS = {"net.mptcp.checksum_enabled": 1}
+CORRUPT_OFFSET_BITS = 200 * 8  # 200 bytes into the TCP header: payload, past any options
+MARK = 0xFF  # the value written; the data sent never contains it
+TABLE = "mlab_corrupt"
+MPTCP_RST_EMIDDLEBOX = 6
+
+
+def corrupt_one_segment(ns: str, iface: str):
+    """Overwrite one byte of the first large TCP segment leaving `iface` (once per source port)."""
+    body = (f"set done {{ type inet_service; flags dynamic; }}\n"
+            f"chain out {{ type filter hook output priority 0;\n"
+            f"  oifname \"{iface}\" meta l4proto tcp meta length > 1000 tcp sport != @done "
+            f"add @done {{ tcp sport }} counter @th,{CORRUPT_OFFSET_BITS},8 set {MARK}\n}}")
+    return nft.table(ns, TABLE, body)
+
+
+def payload(nbytes: int, seed: int) -> bytes:
+    """Pseudo-random bytes without MARK, so the corrupted byte stands out in what arrives."""
+    return random.Random(seed).randbytes(nbytes).replace(bytes([MARK]), b"\x00")
+
+
+class Collector:
+    """An MPTCP server in ns that keeps every byte of one connection (a few MB at most)."""
+
+    def __init__(self, ns: str, addr: str):
+        self.sock = traffic.open_socket(ns, traffic.family_of(addr))
+        self.sock.bind((addr, 0))
+        self.sock.listen(1)
+        self.sock.settimeout(traffic.SOCKET_TIMEOUT)
+        self.port = self.sock.getsockname()[1]
+        self.data = bytearray()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+        self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(traffic.SOCKET_TIMEOUT)
+                while chunk := conn.recv(65536):
+                    self.data += chunk
+        except OSError as exc:
+            self.error = exc
+
+    def received(self) -> bytes:
+        self._thread.join(traffic.SOCKET_TIMEOUT)
+        assert self.error is None, f"the server failed: {self.error!r}"
+        return bytes(self.data)
+
+
+def send_with_corruption(topo, iface: str, subflows: int) -> tuple[bytes, bytes, int]:
+    """Send 1 MB over `subflows` subflows, corrupt one segment leaving the client's `iface`,
+    send 2 MB more. Returns (sent, received) as the applications saw them, and how many
+    subflows were left once the client's data was all acknowledged.
+    """
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 4)[0]
+    first, second = payload(MB, seed=1), payload(2 * MB, seed=2)
+    with Collector(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        sock.sendall(first)
+        if subflows > 1:
+            wait_subflows(sock, subflows)
+        traffic.wait_all_acked(sock)
+        with corrupt_one_segment(client, iface):
+            sock.sendall(second)
+            traffic.wait_all_acked(sock)
+            corrupted = nft.counted_packets(client, TABLE)
+            subflows_left = mptcp_info(sock).subflows + 1
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+        received = sink.received()
+    assert corrupted == 1, f"{corrupted} segments corrupted"
+    return first + second, received, subflows_left
+
+
+def test_two_subflows_reset_the_corrupted_one_and_data_goes_on_intact(topology, mib,
+                                                                       pm_events, capture):
+    """The server resets the join subflow (eth1) with MP_FAIL and MP_TCPRST reason 6.
+
+    MPTCP_RST_EMIDDLEBOX (6) is what subflow_check_data_avail sets when mptcp_subflow_fail
+    refuses an infinite fallback because other subflows exist; the client, which receives
+    the reset on an established subflow, reports the reason in its `sub_closed` event.
+    """
+    topo = topology("two-paths", client=CHECKSUMS, server=CHECKSUMS)
+    client, server = topo.ns("client"), topo.ns("server")
+    events = pm_events(client)
+    cap = capture(client, "eth1")
+    before_client, before_server = mib(client), mib(server)
+    sent, received, subflows_left = send_with_corruption(topo, "eth1", subflows=2)
+    cap.stop()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest()
+    assert subflows_left == 1, "the corrupted subflow was not closed"
+    client_moved = before_client.delta(mib(client))
+    server_moved = before_server.delta(mib(server))
+    assert server_moved.get("DataCsumErr") == 1, server_moved
+    assert (server_moved.get("MPFailTx"), client_moved.get("MPFailRx")) == (1, 1)
+    assert (server_moved.get("MPRstTx"), client_moved.get("MPRstRx")) == (1, 1)
+    assert "InfiniteMapTx" not in client_moved and "InfiniteMapRx" not in server_moved
+    closed = events.wait_for("sub_closed", saddr=topo.addresses("client", 4)[1])
+    assert (closed.reset_reason, closed.reset_flags) == (MPTCP_RST_EMIDDLEBOX, 0), closed
+    # the first reset; segments still in flight to the closed subflow draw plain ones after it
+    rst = next(s for s in cap.segments() if "R" in s.flags and s.src == closed.daddr)
+    assert rst.mptcp_subtypes == ["MP_FAIL", "MP_TCPRST"], rst
+    assert mp_tcprst_reason(rst) == MPTCP_RST_EMIDDLEBOX
+
+
+def mp_tcprst_reason(segment) -> int:
+    """The reason byte of a segment's MP_TCPRST option (RFC 8684 section 3.6)."""
+    (data,) = [d for kind, d in segment.options if kind == 30 and d[0] >> 4 == 8]
+    return data[1]
