@@ -7,8 +7,13 @@ MPTCP_EVENT_SUB_PRIORITY with the backup bit it received. Separately, MPTCP list
 announce themselves: MPTCP_EVENT_LISTENER_CREATED when one starts listening (an
 application's, or the in-kernel PM's own for an endpoint with a port), and
 MPTCP_EVENT_LISTENER_CLOSED when it stops; plain TCP listeners do not.
+
+Every event is awaited with EventListener.wait_for's 5 s: in the VM (TCG, 1 CPU, a loaded
+host) each came within 0.013 s of what caused it (listener events within 0.001 s: they are
+sent from within listen() and close()), so 5 s is only a bound on a missing event.
 """
 
+import contextlib
 import socket
 
 import pytest
@@ -17,10 +22,12 @@ from harness import traffic
 from harness.capture import mp_prio_backup
 from harness.mptcp.events import EventKind
 from harness.mptcp.sockets import open_socket
+from harness.wait import WaitTimeout, wait_until
 
 MB = 1_000_000
 USERSPACE_PM = {"net.mptcp.pm_type": 1}
 LISTENER_EVENTS = (EventKind.LISTENER_CREATED, EventKind.LISTENER_CLOSED)
+MP_PRIO_WRITTEN = 5.0  # seconds for tcpdump to write MP_PRIO that went out before the last 1 MB
 
 
 def joined_session_token(events, pm, live, local_2, remote_2) -> int:
@@ -54,18 +61,33 @@ def test_set_flags_sends_mp_prio_and_the_peer_reports_sub_priority(topology, pm,
             pm(client).set_flags(token, local_2, remote_2, port, backup=backup)
             prio = server_events.wait_for("sub_priority", saddr=remote_2, daddr=local_2)
             assert prio.backup == int(backup), prio
-        second_path.stop()
         live.sender.send(nbytes=MB)
         end = live.sender.finish()
     assert live.sink.result().sha256 == end.sha256
-    sent = [(s.src, mp_prio_backup(data)) for s in second_path.segments()
-            for data in s.mptcp_options("MP_PRIO")]
+    sent = captured_mp_prio(second_path)
     assert sent == [(local_2, True), (local_2, False)], f"MP_PRIO on the second path: {sent}"
     assert before_client.delta(mib(client)).get("MPPrioTx") == 2
     assert before_server.delta(mib(server)).get("MPPrioRx") == 2
     # the first subflow's priority did not change: no event names it
     assert not [e for e in server_events.events
                 if e.kind == EventKind.SUB_PRIORITY and e.daddr == local_1]
+
+
+def captured_mp_prio(cap) -> list[tuple[str, bool]]:
+    """(source, backup flag) of each MP_PRIO in the capture, once tcpdump wrote both.
+
+    tcpdump stopped right after the peer's event may not have read the last packet from its
+    ring yet (seen once under emulation), so the file is read until it holds two MP_PRIO
+    (at most MP_PRIO_WRITTEN seconds) before tcpdump stops.
+    """
+    def mp_prio():
+        return [(s.src, mp_prio_backup(data)) for s in cap.segments()
+                for data in s.mptcp_options("MP_PRIO")]
+
+    with contextlib.suppress(WaitTimeout):  # fewer than two: the assertion shows what came
+        wait_until(lambda: len(mp_prio()) >= 2, MP_PRIO_WRITTEN, "two MP_PRIO in the capture")
+    cap.stop()
+    return mp_prio()
 
 
 def listener_events(events) -> list:
