@@ -24,9 +24,20 @@ def table(ns: str, name: str, body: str) -> Iterator[str]:
         run(["nft", "delete", "table", "inet", name], ns=ns, check=False)
 
 
+def counters(ns: str, name: str, key: str = "chain") -> dict[str, int]:
+    """Packets counted so far by the `counter` statements of table inet <name> in ns,
+    summed per rule `key`: its "chain", or its "comment"."""
+    out = run(["nft", "-j", "list", "table", "inet", name], ns=ns).stdout
+    found: dict[str, int] = {}
+    for item in json.loads(out)["nftables"]:
+        rule = item.get("rule") or {}
+        for expr in rule.get("expr", []):
+            if "counter" in expr:
+                found[rule.get(key, "")] = found.get(rule.get(key, ""), 0) \
+                    + expr["counter"]["packets"]
+    return found
+
+
 def counted_packets(ns: str, name: str) -> int:
     """Packets counted so far by every `counter` statement of table inet <name> in ns."""
-    out = run(["nft", "-j", "list", "table", "inet", name], ns=ns).stdout
-    return sum(expr["counter"]["packets"]
-               for item in json.loads(out)["nftables"]
-               for expr in item.get("rule", {}).get("expr", []) if "counter" in expr)
+    return sum(counters(ns, name).values())

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 
 from pyroute2 import IPRoute
 
+from harness import nft
 from harness.errors import HarnessError
-from harness.run import run
 from harness.topology.model import Topology
 
 NFT_TABLE = "mptcplab"
@@ -64,13 +63,7 @@ class Topo:
 
     def middlebox_packets(self, host: str) -> int:
         """Packets the host's middlebox rule matched so far (its nftables counter)."""
-        out = run(["nft", "-j", "list", "table", "inet", NFT_TABLE], ns=self.ns(host)).stdout
-        total = 0
-        for item in json.loads(out)["nftables"]:
-            for expr in item.get("rule", {}).get("expr", []):
-                if "counter" in expr:
-                    total += expr["counter"]["packets"]
-        return total
+        return nft.counted_packets(self.ns(host), NFT_TABLE)
 
     def state(self) -> dict:
         """What a later process needs to remove this topology: its namespaces, by name."""

@@ -17,7 +17,6 @@ each client interface, and the rules' own counters. Run with -s to see the measu
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from itertools import pairwise
 
 import pytest
 
-from harness import traffic
+from harness import nft, traffic
 from harness.mptcp.constants import IPPROTO_MPTCP
 from harness.mptcp.sockets import open_socket, subflow_addrs, subflow_tcp_info, wait_subflows
 from harness.run import run
@@ -64,14 +63,7 @@ class BlackHole:
 
     def dropped(self) -> dict[str, int]:
         """Packets dropped so far, per chain ("in", "out")."""
-        out = run(["nft", "-j", "list", "table", "inet", NFT_TABLE], ns=self.ns).stdout
-        counts = {}
-        for item in json.loads(out)["nftables"]:
-            rule = item.get("rule")
-            for expr in rule.get("expr", []) if rule else []:
-                if "counter" in expr:
-                    counts[rule["chain"]] = expr["counter"]["packets"]
-        return counts
+        return nft.counters(self.ns, NFT_TABLE)
 
     def remove(self) -> None:
         """Let the path carry packets again (idempotent)."""

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import sysctl, traffic
+from harness import nft, sysctl, traffic
 from harness.capture import TCPOPT_MPTCP
 from harness.mptcp import diag
 from harness.mptcp.sockets import subflow_tcp_info, wait_subflows
@@ -93,8 +93,7 @@ def announces(cap, topo):
 
 
 def echoes_dropped(ns):
-    listing = run(["nft", "list", "table", "inet", "mlab_noecho"], ns=ns).stdout
-    return int(listing.split("counter packets")[1].split()[0])
+    return nft.counted_packets(ns, "mlab_noecho")
 
 
 # ---- allow_join_initial_addr_port ----

@@ -8,12 +8,11 @@ TOS byte and keepalive probes on the wire, congestion control and bound device t
 sock_diag (`ss`). Our series' own options (TCP_MAXSEG, IP_TTL, ...) are in test_sockopts.py.
 """
 
-import json
 import socket
 import time
 from contextlib import contextmanager
 
-from harness import sysctl, traffic
+from harness import nft, sysctl, traffic
 from harness.mptcp.sockets import subflow_addrs, wait_subflows
 from harness.mptcp.ss import tcp_sockets
 from harness.run import run
@@ -78,14 +77,7 @@ def count_marks(ns):
 
 def mark_counters(ns):
     """{"eth0-marked": packets, "eth0-unmarked": ..., ...} from the rules' counters."""
-    listing = json.loads(run(["nft", "-j", "list", "table", "inet", "mlab_mark"], ns=ns).stdout)
-    counters = {}
-    for item in listing["nftables"]:
-        rule = item.get("rule")
-        if rule:
-            (counter,) = [e["counter"] for e in rule["expr"] if "counter" in e]
-            counters[rule["comment"]] = counter["packets"]
-    return counters
+    return nft.counters(ns, "mlab_mark", key="comment")
 
 
 def test_so_mark_marks_the_packets_of_every_subflow(topology, pm):
