@@ -100,7 +100,10 @@ def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None
             "CC=ccache gcc", f"-j{request.jobs}", "bzImage"]
     # depend mode: on a miss ccache takes the dependencies from the compiler's -MD output
     # instead of running the preprocessor first; that extra run made a cold build 37% slower
-    env = {**os.environ, "CCACHE_DIR": str(request.cache / "ccache"), "CCACHE_DEPEND": "1"}
+    # base dir: paths under the cache are hashed relative to the build directory, so another
+    # cache or a bisect's tree laid out the same way hits the same entries
+    env = {**os.environ, "CCACHE_DIR": str(request.cache / "ccache"), "CCACHE_DEPEND": "1",
+           "CCACHE_BASEDIR": str(request.cache.resolve()), "CCACHE_NOHASHDIR": "1"}
     steps_file = build_dir / "mlab-steps"
     expected = int(steps_file.read_text()) if steps_file.exists() else None
     progress = Progress(expected)
