@@ -73,7 +73,7 @@ def test(c, host=False, k=None, junit=None, all=False, only=None, expect_all_fea
 
 
 def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose):
-    from harness import fullrun
+    from harness.runs import full as fullrun
 
     return fullrun.SelftestOptions(tuple(only or ()), expect_all_features, int(retry_failed),
                                    int(timeout) if timeout else None, verbose)
@@ -81,7 +81,7 @@ def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
 
 def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit):
     """Boot (or reuse) the VM, run what was asked in it, report; exit non-zero on failure."""
-    from harness import fullrun
+    from harness.runs import full as fullrun
     from harness.vm import machine
 
     cache = _cache(c)
@@ -260,9 +260,7 @@ def boot(c, image=None, cpus=2, memory="2G", timeout=None, append=None):
         vm = machine.boot(_boot_options(cache, image, cpus, memory, timeout, append), cache)
     except HarnessError as exc:
         raise _fail(exc) from None
-    state = vm.state
-    print(f"vm: up ({state.accel}, {state.cpus} CPUs, {state.memory}) kernel {state.image}; "
-          f"ssh on 127.0.0.1:{state.ssh_port}; console {state.console}")
+    print(f"vm: up {vm.describe()}")
 
 
 @task
@@ -291,7 +289,7 @@ def exec_(c, cmd, timeout=600):
 
     vm = _running_vm(c)
     try:
-        report = vm.run(cmd, float(timeout), output=lambda t: (sys.stdout.write(t),
+        report = vm.run(["sh", "-c", cmd], float(timeout), output=lambda t: (sys.stdout.write(t),
                                                                sys.stdout.flush()))
     except HarnessError as exc:
         raise _fail(exc) from None
@@ -302,8 +300,8 @@ def exec_(c, cmd, timeout=600):
     if report.splats:
         raise Exit(f"error: the kernel logged {len(report.splats)} splat(s): "
                    + "; ".join(map(str, report.splats)), code=1)
-    if report.result.status != 0:
-        raise Exit(code=report.result.status)
+    if report.returncode != 0:
+        raise Exit(code=report.returncode)
 
 
 @task

@@ -7,8 +7,6 @@ pytest runs as a child process so its output streams as usual; the JUnit XML it 
 from __future__ import annotations
 
 import platform
-import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,43 +71,6 @@ def run_pytest(paths: list[Path], keyword: str | None = None, junit: Path | None
         if not junit_path.exists():
             raise HarnessError(f"pytest exited with {code} before writing {junit_path}")
         return Outcome(code, *count_results(junit_path))
-
-
-GUEST_TEST_TIMEOUT = 3600.0
-
-
-def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
-                     junit: Path | None = None) -> Outcome:
-    """Run pytest inside the VM (the project is at the same path there), output streamed
-    here; JUnit XML copied to `junit`. Splats in the console fail the run (see `report`)."""
-    from harness.paths import PROJECT_ROOT
-    from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
-
-    guest_junit = Path(vm.state.run_dir) / "guest" / "junit.xml"
-    guest_junit.unlink(missing_ok=True)
-    argv = pytest_argv(paths, keyword, guest_junit, ("-p", "no:cacheprovider"))
-    record = vm.build_record_path()
-    env = [f"{GUEST_ENV}=1", "PYTHONDONTWRITEBYTECODE=1",
-           *([f"{BUILD_RECORD_ENV}={record}"] if record else [])]
-    command = f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(['env', *env, *argv])}"
-    report = vm.run(command, GUEST_TEST_TIMEOUT, output=_echo)
-    code = report.result.status
-    if code == PYTEST_NO_TESTS:
-        raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"
-                           + (f" matching -k {keyword!r}" if keyword else ""))
-    if not guest_junit.exists():
-        raise HarnessError(f"pytest in the VM exited with {code} before writing {guest_junit}")
-    if junit:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(guest_junit, junit)
-    if report.splats and code == 0:
-        code = 1
-    return Outcome(code, *count_results(guest_junit), splats=tuple(report.splats))
-
-
-def _echo(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
 
 
 def lint() -> int:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import backports, testrun
-from harness import kunit as kunit_runner
-from harness import selftests as selftest_runner
 from harness.kernel.selftests_build import build_selftests
 from harness.report.junit import write_junit
 from harness.report.ktap import ScriptResult
 from harness.report.summary import summary_line, summary_table
+from harness.runs import kunit as kunit_runner
+from harness.runs import selftests as selftest_runner
+from harness.runs import tests as test_runner
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,11 @@ class FullRun:
 def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
               selftests: SelftestOptions | None, kunit: bool | None = None) -> FullRun:
     """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests."""
-    run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.state.accel})")
+    run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.accel})")
     if tests_dir is not None:
         with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:
             junit = Path(scratch) / "pytest.xml"
-            run.pytest = testrun.run_pytest_in_vm(vm, [tests_dir], keyword, junit)
+            run.pytest = test_runner.run_pytest_in_vm(vm, [tests_dir], keyword, junit)
             run.pytest_junit = junit.read_text()
         run.pytest_splats = [vm.decoded(s) for s in run.pytest.splats]
     if kunit if kunit is not None else selftests is not None:
@@ -60,7 +61,7 @@ def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
 
 
 def _selftests(vm, options: SelftestOptions) -> list[ScriptResult]:
-    suite = build_selftests(Path(vm.state.image))
+    suite = build_selftests(vm.image)
     slots = (selftest_runner.parse_only(list(options.only), suite) if options.only
              else selftest_runner.default_slots(suite))
     policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,

@@ -7,16 +7,17 @@ suite again and `results` holds its latest KTAP.
 
 from __future__ import annotations
 
-import shlex
 import time
 
 from harness.errors import HarnessError
 from harness.report.ktap import ScriptResult, parse_ktap
-from harness.selftests import with_splats
+from harness.runs.selftests import with_splats
 
 DEBUGFS = "/sys/kernel/debug/kunit"
 MPTCP_SUITES = ("mptcp-crypto", "mptcp-token")
 RUN_TIMEOUT = 300.0
+RUN_AND_READ = 'echo 1 > "$1/run" && cat "$1/results"'
+
 
 
 class KunitError(HarnessError):
@@ -24,24 +25,22 @@ class KunitError(HarnessError):
 
 
 def available_suites(vm) -> list[str]:
-    listing = vm.guest.run(f"ls {DEBUGFS} 2>/dev/null", 30).output.split()
-    return sorted(listing)
+    listing = vm.run(["ls", DEBUGFS], 30)
+    return sorted(listing.stdout.split()) if listing.returncode == 0 else []
 
 
 def run_suite(vm, suite: str) -> ScriptResult:
     """Run one suite again and return its results (a splat during it is a failure too)."""
-    directory = shlex.quote(f"{DEBUGFS}/{suite}")
     start = time.monotonic()
-    report = vm.run(f"echo 1 > {directory}/run && cat {directory}/results", RUN_TIMEOUT)
-    if report.result.status != 0:
+    report = vm.run(["sh", "-c", RUN_AND_READ, "kunit", f"{DEBUGFS}/{suite}"], RUN_TIMEOUT)
+    if report.returncode != 0:
         raise KunitError(f"running KUnit suite {suite} through {DEBUGFS} failed:\n"
-                         f"{report.result.output}")
-    cases = parse_ktap(report.result.output)
+                         f"{report.stdout}")
+    cases = parse_ktap(report.stdout)
     if not cases:
         raise KunitError(f"KUnit suite {suite}: no KTAP result in {DEBUGFS}/{suite}/results:\n"
-                         f"{report.result.output}")
-    result = ScriptResult(suite, 0, cases, report.result.output,
-                          time.monotonic() - start)
+                         f"{report.stdout}")
+    result = ScriptResult(suite, 0, cases, report.stdout, time.monotonic() - start)
     return with_splats(result, report.splats) if report.splats else result
 
 

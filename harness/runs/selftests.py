@@ -30,6 +30,7 @@ JOIN = "mptcp_join.sh"
 KILL_GRACE_S = 10  # the guest's timeout sends SIGKILL this long after SIGTERM
 HOST_MARGIN_S = 60  # the host gives up (after a blocked-task dump) this long after that
 EXPECT_ALL = "SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES"
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GROUP_ENTRY = re.compile(r"^\s*([A-Za-z0-9])@(\w+)\s*$")
 
 
@@ -90,7 +91,7 @@ def join_groups(suite: InstalledSuite) -> list[tuple[str, str]]:
     return groups
 
 
-def command_line(suite: InstalledSuite, slot: Slot) -> str:
+def command_line(suite: InstalledSuite, slot: Slot) -> list[str]:
     """How the guest starts the slot, in the suite's directory.
 
     A script installed without its exec bit runs through its `#!` interpreter, as the
@@ -99,13 +100,14 @@ def command_line(suite: InstalledSuite, slot: Slot) -> str:
     line it is started as is and fails with the shell's "Permission denied".
     """
     script = suite.directory / slot.script
+    started = [f"./{slot.script}", *slot.args]
     if os.access(script, os.X_OK):
-        return f"./{slot.name}"
+        return started
     with script.open() as text:
         first_line = text.readline().rstrip("\n")
     if not first_line.startswith("#!"):
-        return f"./{slot.name}"
-    return shlex.join((*shlex.split(first_line[2:]), f"./{slot.script}", *slot.args))
+        return started
+    return [*shlex.split(first_line[2:]), *started]
 
 
 def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
@@ -131,15 +133,16 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
 
 def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
              output: Callable[[str], None] | None) -> ScriptResult:
-    env = [f"{EXPECT_ALL}=1"] if policy.expect_all_features else []
-    path = "".join(f"{shlex.quote(d)}:" for d in policy.path_dirs)
-    command = (f'export PATH={path}"$PATH" && cd {shlex.quote(str(suite.directory))} && '
-               f"exec env {shlex.join(env)} "
-               f"timeout -k {KILL_GRACE_S} {policy.timeout_s} {command_line(suite, slot)}")
+    env = {"PATH": ":".join((*policy.path_dirs, GUEST_PATH))}
+    if policy.expect_all_features:
+        env[EXPECT_ALL] = "1"
+    argv = ["timeout", "-k", str(KILL_GRACE_S), str(policy.timeout_s),
+            *command_line(suite, slot)]
     start = time.monotonic()
     try:
-        report = vm.run(command, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output)
-        exit_code, text, splats = report.result.status, report.result.output, report.splats
+        report = vm.run(argv, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output,
+                        cwd=suite.directory, env=env)
+        exit_code, text, splats = report.returncode, report.stdout, report.splats
     except CommandTimeout as err:
         exit_code, text, splats = None, err.output, []
     if exit_code == 124:  # the guest's timeout cut it

@@ -4,13 +4,17 @@
 filesystem shared read-only at the same paths (so the project and its virtualenv are where
 they are on the host), a writable exchange directory, and a user-mode NIC whose port 22 is
 forwarded from 127.0.0.1 only. The guest runs `guest-sshd`. The VM's state (pid, console log,
-SSH port, keys) is kept in `<cache>/vm/`, so `invoke exec`, `shell`, `test` and `halt` find
-it; `halt()` kills the process group and removes that directory, keys included.
+SSH port, keys) is kept in `<cache>/<name>/` (name "vm" for the user's VM; other names let
+a second kernel be up at once, e.g. a reproduction's), so `invoke exec`, `shell`, `test` and
+`halt` find it; `halt()` kills the process group and removes that directory, keys included.
 
-`Vm.run()` runs one guest command under the kernel-health oracle: it returns the splats
-that the console shows between the command's start and a sync marker written to
-/dev/kmsg after it, dumps blocked tasks (SysRq-w) when the command times out, and reports
-the panic when the guest dies under it.
+The public interface of a booted VM (`Vm`): `run(argv)` runs one guest command under the
+kernel-health oracle and returns a `CommandReport`, the host runner's `Result` plus the
+splats that the console shows between the command's start and a sync marker written to
+/dev/kmsg after its settle step; it dumps blocked tasks (SysRq-w) when the command times out
+and reports the panic when the guest dies under it. `image`, `build_record()`,
+`exchange_dir` (a directory both sides read and write at the same path), `copy_in` and
+`copy_out`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import interrupts
@@ -33,11 +37,11 @@ from harness.errors import HarnessError
 from harness.kernel.layout import record_path_of
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
+from harness.run import Result
 from harness.vm import accel, decode, oracle, settle
 from harness.vm.ssh import (
     ConnectionLost,
     Guest,
-    GuestResult,
     Output,
     SshError,
     free_local_port,
@@ -46,6 +50,7 @@ from harness.vm.ssh import (
 
 GUEST_SCRIPT = Path(__file__).with_name("guest-sshd")
 GUEST_MAC = "52:54:00:6d:6c:01"
+DEFAULT_NAME = "vm"  # the user's VM: invoke boot, exec, shell, test, halt
 BOOT_TIMEOUT = 60.0
 SYNC_TIMEOUT = 10.0
 LAST_LINES = 25
@@ -88,15 +93,15 @@ class VmState:
     argv: list[str]
 
     @staticmethod
-    def path(cache: Path) -> Path:
-        return cache / "vm" / "state.json"
+    def path(run_dir: Path) -> Path:
+        return run_dir / "state.json"
 
-    def save(self, cache: Path) -> None:
-        self.path(cache).write_text(json.dumps(asdict(self), indent=1))
+    def save(self) -> None:
+        self.path(Path(self.run_dir)).write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
-    def load(cls, cache: Path) -> VmState | None:
-        path = cls.path(cache)
+    def load(cls, run_dir: Path) -> VmState | None:
+        path = cls.path(run_dir)
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
 
@@ -112,14 +117,15 @@ class BootOptions:
 
 
 @dataclass(frozen=True)
-class CommandReport:
-    result: GuestResult
-    splats: list[oracle.Splat]  # logged during the command or its settle step, or leaks
+class CommandReport(Result):
+    """A guest command's result, in the host runner's shape (stdout holds stdout and stderr
+    interleaved as the guest wrote them; stderr is empty), with what the oracle saw."""
+    splats: list[oracle.Splat] = field(default_factory=list)  # during it or its settle step
     settle: str = ""  # what the settle step found: namespaces left behind, kmemleak output
 
     @property
     def failed(self) -> bool:
-        return self.result.status != 0 or bool(self.splats)
+        return self.returncode != 0 or bool(self.splats)
 
 
 def _stat(proc: Path) -> list[str] | None:
@@ -160,23 +166,29 @@ def processes_mentioning(path: Path) -> list[str]:
     return found
 
 
-def running(cache: Path) -> VmState | None:
-    state = VmState.load(cache)
+def run_dir_of(cache: Path, name: str = DEFAULT_NAME) -> Path:
+    return cache / name
+
+
+def running(cache: Path, name: str = DEFAULT_NAME) -> VmState | None:
+    state = VmState.load(run_dir_of(cache, name))
     return state if state and _alive(state.pid) and _ours(state) else None
 
 
-def halt(cache: Path) -> bool:
-    """Stop the VM (if any) and remove its directory; return whether one was running."""
+def halt(cache: Path, name: str = DEFAULT_NAME) -> bool:
+    """Stop the VM `name` (if any) and remove its directory; return whether it was running."""
+    run_dir = run_dir_of(cache, name)
     with interrupts.held():  # a second Ctrl-C must not leave a VM or its keys behind
-        state = VmState.load(cache)
+        state = VmState.load(run_dir)
         was_running = False
         if state and (_alive(state.pid) and _ours(state) or _orphans(state)):
             was_running = True
             _kill_group(state.pid)
-        console = cache / "vm" / "console.log"
+        console = run_dir / "console.log"
         if console.exists():
-            console.replace(cache / LAST_CONSOLE)
-        shutil.rmtree(cache / "vm", ignore_errors=True)
+            prefix = "" if name == DEFAULT_NAME else f"{name}-"
+            console.replace(cache / f"{prefix}{LAST_CONSOLE}")
+        shutil.rmtree(run_dir, ignore_errors=True)
     return was_running
 
 
@@ -240,39 +252,39 @@ def vng_argv(options: BootOptions, run_dir: Path, port: int, accel_name: str) ->
     return argv
 
 
-def boot(options: BootOptions, cache: Path) -> Vm:
-    """Boot a VM with options.image, or return the running one if it runs that image."""
+def boot(options: BootOptions, cache: Path, name: str = DEFAULT_NAME) -> Vm:
+    """Boot VM `name` with options.image, or return it if it already runs that image."""
     image = options.image.resolve()
     if not image.is_file():
         raise BootFailed(f"no kernel image at {image} (run: invoke build)")
-    current = running(cache)
+    current = running(cache, name)
     if current and current.image == str(image) \
             and current.image_mtime_ns == image.stat().st_mtime_ns:
-        return Vm(current, cache)
-    halt(cache)
+        return Vm(current, cache, name)
+    halt(cache, name)
     try:
-        return _start(options, image, cache)
+        return _start(options, image, cache, name)
     except BaseException:
-        halt(cache)
+        halt(cache, name)
         raise
 
 
 @contextlib.contextmanager
-def session(options: BootOptions, cache: Path):
-    """The running VM if it runs options.image, else one booted for this block and halted
-    after it (also on failure and Ctrl-C)."""
-    before = running(cache)
+def session(options: BootOptions, cache: Path, name: str = DEFAULT_NAME):
+    """VM `name` if it runs options.image, else one booted for this block and halted after
+    it (also on failure and Ctrl-C)."""
+    before = running(cache, name)
     vm = None
     try:
-        vm = boot(options, cache)
+        vm = boot(options, cache, name)
         yield vm
     finally:
         if vm is not None and (before is None or before.pid != vm.state.pid):
-            halt(cache)
+            halt(cache, name)
 
 
-def _start(options: BootOptions, image: Path, cache: Path) -> Vm:
-    run_dir = cache / "vm"
+def _start(options: BootOptions, image: Path, cache: Path, name: str) -> Vm:
+    run_dir = run_dir_of(cache, name)
     (run_dir / "guest").mkdir(parents=True)
     client_key = run_dir / "id_client"
     authorized = write_key_pair(client_key)
@@ -293,8 +305,8 @@ def _start(options: BootOptions, image: Path, cache: Path) -> Vm:
     state = VmState(process.pid, str(image), image.stat().st_mtime_ns, str(run_dir),
                     str(console), port, str(client_key), host_public, accel_name,
                     options.cpus, options.memory, argv)
-    state.save(cache)
-    vm = Vm(state, cache)
+    state.save()
+    vm = Vm(state, cache, name)
     vm.wait_for_ssh(options.timeout, process)
     return vm
 
@@ -325,9 +337,10 @@ def sshd_config(run_dir: Path) -> str:
 
 
 class Vm:
-    def __init__(self, state: VmState, cache: Path):
+    def __init__(self, state: VmState, cache: Path, name: str = DEFAULT_NAME):
         self.state = state
         self.cache = cache
+        self.name = name
         self.console = Path(state.console)
         self._guest: Guest | None = None
         self._sync_serial = 0
@@ -379,6 +392,42 @@ class Vm:
             self.wait_for_ssh(SYNC_TIMEOUT)
         return self._guest
 
+    # ---- what it runs, and files both ways ----
+    @property
+    def image(self) -> Path:
+        return Path(self.state.image)
+
+    @property
+    def accel(self) -> str:
+        return self.state.accel
+
+    @property
+    def exchange_dir(self) -> Path:
+        """A directory the guest writes and the host reads, at the same path on both sides."""
+        return Path(self.state.run_dir) / "guest"
+
+    def describe(self) -> str:
+        state = self.state
+        return (f"({state.accel}, {state.cpus} CPUs, {state.memory}) kernel {state.image}; "
+                f"ssh on 127.0.0.1:{state.ssh_port}; console {state.console}")
+
+    def build_record(self) -> BuildRecord | None:
+        path = self.build_record_path()
+        return BuildRecord.load(path.parent) if path else None
+
+    def copy_in(self, source: Path, name: str | None = None) -> Path:
+        """Copy a host file into the exchange directory; return its path (the same in the
+        guest)."""
+        target = self.exchange_dir / (name or source.name)
+        shutil.copy2(source, target)
+        return target
+
+    def copy_out(self, guest_path: str, target: Path) -> Path:
+        """Copy a file of the guest to the host (any path of the guest, over SSH)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.guest.get(guest_path, target)
+        return target
+
     def build_record_path(self) -> Path | None:
         """The build record of the booted kernel: None for an image from outside our builds,
         or one rebuilt since this VM booted it (its record no longer describes it)."""
@@ -389,13 +438,16 @@ class Vm:
         return record_path_of(image)
 
     def kernel_release(self) -> str:
-        return self.guest.run("uname -r", SYNC_TIMEOUT).output.strip()
+        return self.guest.run(["uname", "-r"], SYNC_TIMEOUT).output.strip()
 
     # ---- commands under the oracle ----
-    def run(self, command: str | Sequence[str], timeout: float,
-            output: Output | None = None) -> CommandReport:
-        """Run command in the guest, then its settle step (see guest-settle): the splats
-        logged from its start until the deferred work it left is done count against it."""
+    def run(self, argv: Sequence[str], timeout: float, output: Output | None = None,
+            cwd: str | Path | None = None, env: dict[str, str] | None = None
+            ) -> CommandReport:
+        """Run argv in the guest (in cwd, with env added), then its settle step (see
+        guest-settle): the splats logged from its start until the deferred work it left is
+        done count against it. A shell command is ["sh", "-c", text]."""
+        command = guest_command(argv, cwd, env)
         start = self.console_size()
         namespaces = self.named_namespaces()
         try:
@@ -406,7 +458,8 @@ class Vm:
             raise self._death(str(err), start) from None
         self.sync_console()
         splats = oracle.find_splats(self.console_since(start))
-        return CommandReport(result, splats + settle.splats(settled.status, settled.output),
+        return CommandReport(list(map(str, argv)), result.status, result.output, "",
+                             splats + settle.splats(settled.status, settled.output),
                              settled.output.strip())
 
     def named_namespaces(self) -> list[str]:
@@ -423,7 +476,7 @@ class Vm:
         self._sync_serial += 1
         marker = f"{oracle.MARKER_PREFIX} sync {os.getpid()}-{self._sync_serial}"
         start = self.console_size()
-        self.guest.run(f"echo '{marker}' > /dev/kmsg", SYNC_TIMEOUT)
+        self.guest.run(["sh", "-c", 'echo "$1" > /dev/kmsg', "sync", marker], SYNC_TIMEOUT)
         deadline = time.monotonic() + SYNC_TIMEOUT
         while not any(line.endswith(marker) for line in self.console_since(start)):
             if time.monotonic() > deadline:
@@ -434,7 +487,7 @@ class Vm:
     def _blocked_tasks_dump(self, start: int) -> str:
         """Ask the guest for SysRq-w and return what the console shows of it."""
         try:
-            self.guest.run("echo w > /proc/sysrq-trigger", SYNC_TIMEOUT)
+            self.guest.run(["sh", "-c", "echo w > /proc/sysrq-trigger"], SYNC_TIMEOUT)
             self.sync_console()
         except (SshError, VmError) as err:
             return f"\n(no blocked-task dump: {err})"
@@ -451,6 +504,20 @@ class Vm:
         while _alive(self.state.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         splats = oracle.find_splats(self.console_since(start))
-        halt(self.cache)
+        halt(self.cache, self.name)
         shown = "\n\n".join(s.text for s in splats) or self.last_console_lines()
         return GuestDied(f"{reason}: the VM died\n{shown}", splats)
+
+
+def guest_command(argv: Sequence[str], cwd: str | Path | None = None,
+                  env: dict[str, str] | None = None) -> str:
+    """The guest shell's command line for argv, run in cwd with env added (quoted here, in
+    one place: callers give argv lists)."""
+    if isinstance(argv, str) or not argv:
+        raise TypeError("Vm.run() takes a non-empty argv list; a shell command is "
+                        "['sh', '-c', text]")
+    words = [str(a) for a in argv]
+    if env:
+        words = ["env", *(f"{k}={v}" for k, v in env.items()), *words]
+    command = shlex.join(words)
+    return f"cd {shlex.quote(str(cwd))} && exec {command}" if cwd else command

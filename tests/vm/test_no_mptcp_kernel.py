@@ -28,7 +28,7 @@ def no_mptcp_image():
 def test_mptcp_sockets_are_refused_and_tcp_works(boot_vm, no_mptcp_image):
     vm = boot_vm(image=no_mptcp_image)
     report = vm.run([sys.executable, str(CHECK)], timeout=120)
-    output = report.result.output
-    assert report.result.status == 0 and report.splats == [], output
+    output = report.stdout
+    assert report.returncode == 0 and report.splats == [], output
     assert "MPTCP socket: EPROTONOSUPPORT" in output
     assert "TCP: 4194304 bytes intact" in output

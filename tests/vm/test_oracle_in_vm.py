@@ -14,14 +14,14 @@ from harness.vm.ssh import CommandTimeout
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
 
 
-def provoke(what: str) -> str:
-    return f"echo {what} > {LKDTM}"
+def provoke(what: str) -> list[str]:
+    return ["sh", "-c", f"echo {what} > {LKDTM}"]
 
 
 def test_a_warning_fails_the_command_with_its_trace_and_the_guest_lives_on(boot_vm):
     vm = boot_vm()
     report = vm.run(provoke("WARNING"), timeout=30)
-    assert report.result.status == 0  # the shell command itself succeeded...
+    assert report.returncode == 0  # the shell command itself succeeded...
     assert report.failed  # ...but the kernel logged a splat during it
     [splat] = report.splats
     assert splat.kind == "WARNING" and "drivers/misc/lkdtm/bugs.c" in splat.title
@@ -29,8 +29,8 @@ def test_a_warning_fails_the_command_with_its_trace_and_the_guest_lives_on(boot_
     assert "end trace" in splat.lines[-1]
     # decoded against the build's vmlinux: the "Code:" bytes become the faulting instruction
     assert "<-- trapping instruction" in vm.decoded(splat)
-    after = vm.run("echo still-here", timeout=30)
-    assert after.result.output.strip() == "still-here" and after.splats == []
+    after = vm.run(["echo", "still-here"], timeout=30)
+    assert after.stdout.strip() == "still-here" and after.splats == []
 
 
 def test_an_oops_that_panics_the_guest_is_reported_with_its_trace(boot_vm, vm_cache):

@@ -10,7 +10,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import testrun
+from harness.runs import tests as test_runner
 from harness.vm import machine
 from harness.vm.ssh import CommandTimeout, Guest, write_key_pair
 
@@ -50,6 +50,20 @@ def test_files_go_both_ways(boot_vm, tmp_path):
     assert back.read_bytes() == sent.read_bytes()
 
 
+def test_the_public_interface_copies_through_the_exchange_directory(boot_vm, tmp_path):
+    vm = boot_vm()
+    sent = tmp_path / "sent.bin"
+    sent.write_bytes(bytes(range(256)) * 100)
+    inside = vm.copy_in(sent)
+    copied = vm.run(["cp", str(inside), "/tmp/again.bin"], timeout=30)
+    assert copied.returncode == 0 and copied.splats == [], copied.stdout
+    back = vm.copy_out("/tmp/again.bin", tmp_path / "back.bin")
+    assert back.read_bytes() == sent.read_bytes()
+    listed = vm.run(["sh", "-c", 'ls "$1"; exit 4', "sh", str(vm.exchange_dir)], timeout=30,
+                    cwd="/tmp", env={"LC_ALL": "C"})
+    assert listed.returncode == 4 and "sent.bin" in listed.stdout.split()
+
+
 def test_keys_are_private_and_another_host_key_is_refused(boot_vm, tmp_path):
     vm = boot_vm()
     key = Path(vm.state.client_key)
@@ -62,7 +76,7 @@ def test_keys_are_private_and_another_host_key_is_refused(boot_vm, tmp_path):
 def test_a_splat_fails_the_test_it_happened_in_and_only_that_one(boot_vm, tmp_path):
     vm = boot_vm()
     junit = tmp_path / "junit.xml"
-    outcome = testrun.run_pytest_in_vm(vm, [DATA / "provoke_splat.py"], junit=junit)
+    outcome = test_runner.run_pytest_in_vm(vm, [DATA / "provoke_splat.py"], junit=junit)
     assert outcome.exit_code != 0
     assert (outcome.passed, outcome.failed + outcome.errors) == (2, 1)
     assert [s.kind for s in outcome.splats] == ["WARNING"]
@@ -84,4 +98,4 @@ def test_a_second_boot_reuses_the_vm_and_another_kernel_restarts_it(boot_vm, ker
     assert second.state.pid != first.state.pid and second.state.image == str(other_image)
     vngs = [cmd for cmd in machine.processes_mentioning(vm_cache) if "/vng --run " in cmd]
     assert len(vngs) == 1 and str(other_image) in vngs[0]  # the first VM is gone
-    assert second.run("true", timeout=30).result.status == 0
+    assert second.run(["true"], timeout=30).returncode == 0

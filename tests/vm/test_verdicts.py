@@ -20,7 +20,7 @@ from harness import backports
 from harness.kernel import build as kernel_build
 from harness.kernel.selftests_build import build_selftests
 from harness.paths import PROJECT_ROOT, cache_dir
-from harness.selftests import Policy, Slot, run_slot
+from harness.runs.selftests import Policy, Slot, run_slot
 from harness.vm import machine
 
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
@@ -34,12 +34,12 @@ def test_a_warning_after_the_command_returned_is_caught_by_the_settle_step(boot_
     # background job warns and only then removes the namespace
     late = (f"ip netns add mlab-late && "
             f"(sleep 2; echo WARNING > {LKDTM}; ip netns del mlab-late) >/dev/null 2>&1 &")
-    report = vm.run(late, timeout=30)
-    assert report.result.status == 0
+    report = vm.run(["sh", "-c", late], timeout=30)
+    assert report.returncode == 0
     assert [s.kind for s in report.splats] == ["WARNING"], report.settle
     assert "lkdtm_WARNING" in report.splats[0].text
     assert vm.named_namespaces() == []
-    quiet = vm.run("true", timeout=30)
+    quiet = vm.run(["true"], timeout=30)
     assert quiet.splats == [] and quiet.settle == ""
 
 

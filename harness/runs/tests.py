@@ -1,0 +1,49 @@
+"""Our tests (tests/mptcp) run by pytest inside the VM, against the booted kernel.
+
+The project and its virtualenv are at the same paths in the guest; pytest writes its JUnit
+XML into the VM's exchange directory, and the host reads it there. The build record of the
+booted image is handed to the guest's pytest plugin, which decides the series' tests from it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.paths import PROJECT_ROOT
+from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, pytest_argv
+from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
+
+GUEST_TEST_TIMEOUT = 3600.0
+
+
+def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
+                     junit: Path | None = None) -> Outcome:
+    """Run pytest inside the VM, output streamed here; JUnit XML copied to `junit`. Splats
+    in the console fail the run."""
+    guest_junit = vm.exchange_dir / "junit.xml"
+    guest_junit.unlink(missing_ok=True)
+    argv = pytest_argv(paths, keyword, guest_junit, ("-p", "no:cacheprovider"))
+    record = vm.build_record_path()
+    env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
+           **({BUILD_RECORD_ENV: str(record)} if record else {})}
+    report = vm.run(argv, GUEST_TEST_TIMEOUT, output=_echo, cwd=PROJECT_ROOT, env=env)
+    code = report.returncode
+    if code == PYTEST_NO_TESTS:
+        raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"
+                           + (f" matching -k {keyword!r}" if keyword else ""))
+    if not guest_junit.exists():
+        raise HarnessError(f"pytest in the VM exited with {code} before writing {guest_junit}")
+    if junit:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(guest_junit, junit)
+    if report.splats and code == 0:
+        code = 1
+    return Outcome(code, *count_results(guest_junit), splats=tuple(report.splats))
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
