@@ -25,6 +25,7 @@ from harness.topology.model import (
     Route,
     Topology,
 )
+from harness.validate import Where, array, table_of, typed
 
 MAX_PM_LIMIT = 8  # MPTCP_PM_ADDR_MAX in net/mptcp/pm_netlink.c (6.12)
 HOST_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")  # short: it ends namespace names
@@ -40,54 +41,15 @@ class TopologyError(HarnessError):
     pass
 
 
-class _Where:
-    """The file and dotted key being validated, to build one-line errors."""
-
-    def __init__(self, path: Path, key: str = ""):
-        self.path, self.key = path, key
-
-    def __truediv__(self, part: str | int) -> _Where:
-        if isinstance(part, int):
-            return _Where(self.path, f"{self.key}[{part}]")
-        return _Where(self.path, f"{self.key}.{part}" if self.key else part)
-
-    def error(self, message: str) -> TopologyError:
-        return TopologyError(f"{self.path}: {self.key or '(top level)'}: {message}")
-
-
-def _table(value, where: _Where, allowed: set[str] | None,
-           required: set[str] = frozenset()) -> dict:
-    """value as a dict, with only `allowed` keys (None: any) and every `required` one."""
-    if not isinstance(value, dict):
-        raise where.error(f"expected a table, got {type(value).__name__}")
-    unknown = sorted(set(value) - allowed) if allowed is not None else []
-    if unknown:
-        raise (where / unknown[0]).error(f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted(required - set(value))
-    if missing:
-        raise (where / missing[0]).error("required key is missing")
-    return value
-
-
-def _typed(value, where: _Where, kind: type | tuple, name: str):
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise where.error(f"expected {name}, got {value!r}")
-    return value
-
-
-def _list(value, where: _Where) -> list:
-    return _typed(value, where, list, "an array")
-
-
-def parse_time_us(value, where: _Where) -> int:
-    match = TIME.match(_typed(value, where, str, 'a time such as "10ms"'))
+def parse_time_us(value, where: Where) -> int:
+    match = TIME.match(typed(value, where, str, 'a time such as "10ms"'))
     if not match:
         raise where.error(f'bad time {value!r}: use a number with us, ms or s, e.g. "10ms"')
     return round(float(match[1]) * TIME_UNITS_US[match[2]])
 
 
-def parse_rate_bit(value, where: _Where) -> int:
-    match = RATE.match(_typed(value, where, str, 'a rate such as "50mbit"'))
+def parse_rate_bit(value, where: Where) -> int:
+    match = RATE.match(typed(value, where, str, 'a rate such as "50mbit"'))
     if not match:
         raise where.error(f'bad rate {value!r}: use bit, kbit, mbit or gbit, e.g. "50mbit"')
     bits = round(float(match[1]) * RATE_UNITS[match[2]])
@@ -96,15 +58,15 @@ def parse_rate_bit(value, where: _Where) -> int:
     return bits
 
 
-def parse_loss(value, where: _Where) -> float:
-    match = LOSS.match(_typed(value, where, str, 'a percentage such as "0.5%"'))
+def parse_loss(value, where: Where) -> float:
+    match = LOSS.match(typed(value, where, str, 'a percentage such as "0.5%"'))
     if not match or not 0 <= float(match[1]) <= 100:
         raise where.error(f'bad loss {value!r}: use a percentage from 0% to 100%, e.g. "0.5%"')
     return float(match[1])
 
 
-def parse_impairment(value, where: _Where) -> Impairment:
-    table = _table(value, where, {"delay", "jitter", "loss", "rate"})
+def parse_impairment(value, where: Where) -> Impairment:
+    table = table_of(value, where, {"delay", "jitter", "loss", "rate"})
     if "jitter" in table and "delay" not in table:
         raise (where / "jitter").error("jitter needs a delay")
     return Impairment(
@@ -115,8 +77,8 @@ def parse_impairment(value, where: _Where) -> Impairment:
     )
 
 
-def parse_end(value, where: _Where, hosts: dict) -> LinkEnd:
-    text = _typed(value, where, str, 'a string "host:address/prefix[,address/prefix]"')
+def parse_end(value, where: Where, hosts: dict) -> LinkEnd:
+    text = typed(value, where, str, 'a string "host:address/prefix[,address/prefix]"')
     host, sep, addresses = text.partition(":")
     if not sep or not addresses:
         raise where.error(f'expected "host:address/prefix", got {text!r}')
@@ -133,9 +95,9 @@ def parse_end(value, where: _Where, hosts: dict) -> LinkEnd:
     return LinkEnd(host, tuple(parsed))
 
 
-def parse_link(value, where: _Where, hosts: dict) -> Link:
-    table = _table(value, where, {"ends", "impair"}, {"ends"})
-    ends = _list(table["ends"], where / "ends")
+def parse_link(value, where: Where, hosts: dict) -> Link:
+    table = table_of(value, where, {"ends", "impair"}, {"ends"})
+    ends = array(table["ends"], where / "ends")
     if len(ends) != 2:
         raise (where / "ends").error(f"a link has exactly 2 ends, got {len(ends)}")
     parsed = tuple(parse_end(e, where / "ends" / i, hosts) for i, e in enumerate(ends))
@@ -145,14 +107,14 @@ def parse_link(value, where: _Where, hosts: dict) -> Link:
     return Link((parsed[0], parsed[1]), impair)
 
 
-def parse_route(value, where: _Where) -> Route:
-    table = _table(value, where, {"to", "via", "metric"}, {"to", "via"})
+def parse_route(value, where: Where) -> Route:
+    table = table_of(value, where, {"to", "via", "metric"}, {"to", "via"})
     metric = table.get("metric")
-    if metric is not None and not 0 <= _typed(metric, where / "metric", int, "an integer") \
+    if metric is not None and not 0 <= typed(metric, where / "metric", int, "an integer") \
             < 2**32:
         raise (where / "metric").error(f"metric must be 0..4294967295, got {metric}")
-    to = _typed(table["to"], where / "to", str, 'a network or "default"')
-    via = _typed(table["via"], where / "via", str, "an address")
+    to = typed(table["to"], where / "to", str, 'a network or "default"')
+    via = typed(table["via"], where / "via", str, "an address")
     try:
         gateway = ipaddress.ip_address(via)
     except ValueError:
@@ -167,53 +129,53 @@ def parse_route(value, where: _Where) -> Route:
     return Route(to, str(gateway), metric)
 
 
-def parse_endpoint(value, where: _Where) -> EndpointSpec:
-    table = _table(value, where, {"addr", "flags", "id", "port", "dev"}, {"addr"})
-    addr = _typed(table["addr"], where / "addr", str, "an address")
+def parse_endpoint(value, where: Where) -> EndpointSpec:
+    table = table_of(value, where, {"addr", "flags", "id", "port", "dev"}, {"addr"})
+    addr = typed(table["addr"], where / "addr", str, "an address")
     try:
         addr = str(ipaddress.ip_address(addr))
     except ValueError:
         raise (where / "addr").error(f"bad address {addr!r}") from None
-    flags = tuple(_list(table.get("flags", []), where / "flags"))
+    flags = tuple(array(table.get("flags", []), where / "flags"))
     for i, flag in enumerate(flags):
         if flag not in ENDPOINT_FLAGS:
             raise (where / "flags" / i).error(
                 f"unknown endpoint flag {flag!r} (known: {', '.join(ENDPOINT_FLAGS)})")
     endpoint_id = table.get("id")
-    if endpoint_id is not None and not 1 <= _typed(endpoint_id, where / "id", int, "an integer") \
+    if endpoint_id is not None and not 1 <= typed(endpoint_id, where / "id", int, "an integer") \
             <= 255:
         raise (where / "id").error(f"endpoint id must be 1..255, got {endpoint_id}")
     port = table.get("port")
-    if port is not None and not 1 <= _typed(port, where / "port", int, "an integer") <= 65535:
+    if port is not None and not 1 <= typed(port, where / "port", int, "an integer") <= 65535:
         raise (where / "port").error(f"port must be 1..65535, got {port}")
     dev = table.get("dev")
     if dev is not None:
-        _typed(dev, where / "dev", str, "an interface name")
+        typed(dev, where / "dev", str, "an interface name")
     return EndpointSpec(addr, flags, endpoint_id, port, dev)
 
 
-def parse_mptcp(value, where: _Where) -> MptcpSpec:
-    table = _table(value, where, {"limits", "endpoints"})
-    limits = _table(table.get("limits", {}), where / "limits", {"subflows", "add_addr_accepted"})
+def parse_mptcp(value, where: Where) -> MptcpSpec:
+    table = table_of(value, where, {"limits", "endpoints"})
+    limits = table_of(table.get("limits", {}), where / "limits", {"subflows", "add_addr_accepted"})
     for key, limit in limits.items():
-        if not 0 <= _typed(limit, where / "limits" / key, int, "an integer") <= MAX_PM_LIMIT:
+        if not 0 <= typed(limit, where / "limits" / key, int, "an integer") <= MAX_PM_LIMIT:
             raise (where / "limits" / key).error(
                 f"must be 0..{MAX_PM_LIMIT} (the kernel's MPTCP_PM_ADDR_MAX), got {limit}")
     endpoints = tuple(parse_endpoint(e, where / "endpoints" / i)
-                      for i, e in enumerate(_list(table.get("endpoints", []), where / "endpoints")))
+                      for i, e in enumerate(array(table.get("endpoints", []), where / "endpoints")))
     return MptcpSpec(limits.get("subflows"), limits.get("add_addr_accepted"), endpoints)
 
 
-def parse_host(name: str, value, where: _Where) -> Host:
+def parse_host(name: str, value, where: Where) -> Host:
     if not HOST_NAME.match(name):
         raise where.error("host names are 1-10 lowercase letters or digits, starting with a letter")
-    table = _table(value, where, {"sysctls", "forwarding", "middlebox", "routes", "mptcp"})
-    sysctls = _table(table.get("sysctls", {}), where / "sysctls", None)
+    table = table_of(value, where, {"sysctls", "forwarding", "middlebox", "routes", "mptcp"})
+    sysctls = table_of(table.get("sysctls", {}), where / "sysctls", None)
     for key, setting in sysctls.items():
         if not SYSCTL_KEY.match(key):
             raise (where / "sysctls" / key).error("sysctl keys are dotted names under net.")
-        _typed(setting, where / "sysctls" / key, (int, str), "an integer or a string")
-    forwarding = _typed(table.get("forwarding", False), where / "forwarding", bool, "true/false")
+        typed(setting, where / "sysctls" / key, (int, str), "an integer or a string")
+    forwarding = typed(table.get("forwarding", False), where / "forwarding", bool, "true/false")
     middlebox = table.get("middlebox")
     if middlebox is not None and middlebox not in MIDDLEBOXES:
         raise (where / "middlebox").error(
@@ -222,12 +184,12 @@ def parse_host(name: str, value, where: _Where) -> Host:
         raise (where / "middlebox").error("a middlebox acts on forwarded packets: "
                                           "set forwarding = true on this host")
     routes = tuple(parse_route(r, where / "routes" / i)
-                   for i, r in enumerate(_list(table.get("routes", []), where / "routes")))
+                   for i, r in enumerate(array(table.get("routes", []), where / "routes")))
     mptcp = parse_mptcp(table["mptcp"], where / "mptcp") if "mptcp" in table else MptcpSpec()
     return Host(name, dict(sysctls), forwarding, middlebox, routes, mptcp)
 
 
-def check_consistency(topo: Topology, where: _Where) -> None:
+def check_consistency(topo: Topology, where: Where) -> None:
     """Cross-checks: duplicate addresses, endpoints on the host, gateways reachable."""
     seen: dict = {}
     for i, link in enumerate(topo.links):
@@ -250,16 +212,16 @@ def check_consistency(topo: Topology, where: _Where) -> None:
 
 
 def parse(data: dict, path: Path) -> Topology:
-    where = _Where(path)
-    table = _table(data, where, {"name", "description", "hosts", "links"}, {"name", "hosts"})
-    name = _typed(table["name"], where / "name", str, "a string")
-    description = _typed(table.get("description", ""), where / "description", str, "a string")
-    host_tables = _table(table["hosts"], where / "hosts", None)
+    where = Where(path, error=TopologyError)
+    table = table_of(data, where, {"name", "description", "hosts", "links"}, {"name", "hosts"})
+    name = typed(table["name"], where / "name", str, "a string")
+    description = typed(table.get("description", ""), where / "description", str, "a string")
+    host_tables = table_of(table["hosts"], where / "hosts", None)
     if not host_tables:
         raise (where / "hosts").error("a topology needs at least one host")
     hosts = {n: parse_host(n, v, where / "hosts" / n) for n, v in host_tables.items()}
     links = tuple(parse_link(v, where / "links" / i, hosts)
-                  for i, v in enumerate(_list(table.get("links", []), where / "links")))
+                  for i, v in enumerate(array(table.get("links", []), where / "links")))
     topo = Topology(name, hosts, links, description, path)
     check_consistency(topo, where)
     return topo
