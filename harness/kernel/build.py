@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.kernel import kconfig, patches, source
+from harness.kernel import kconfig, patch_input, patches, source
 from harness.kernel.errors import KernelError
 from harness.kernel.layout import IMAGE, VMLINUX
 from harness.kernel.progress import Progress
@@ -48,7 +48,8 @@ def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dic
     src = source.user_tree(request.tree) if request.tree else source.debian(request.cache)
     wanted = kconfig.requested(request.variant, list(request.config_items))
     series_dir = request.patches_dir or (None if request.tree else DEFAULT_PATCHES)
-    series = [] if request.no_patches or series_dir is None else patches.read_series(series_dir)
+    series = [] if request.no_patches or series_dir is None else \
+        patch_input.read_patches(series_dir, request.cache / "patches")  # mbox pieces
     return src, series[:request.series_limit], wanted
 
 

@@ -59,7 +59,7 @@ def check_series(request: kernel_build.BuildRequest, build_each: bool = True
     src, series, _ = kernel_build.plan(request)
     if not series:
         raise KernelError("the series is empty: nothing to check (see kernel_patches/series "
-                          "or --patches DIR)")
+                          "or --patches DIR|MBOX)")
     reports = [PatchReport(p.name) for p in series]
     for patch, report in zip(series, reports, strict=True):
         clean, summary, output = checkpatch(src.base, patch.path)

@@ -28,13 +28,17 @@ DIFF_PATH = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)")
 
 @dataclass(frozen=True)
 class Patch:
-    path: Path
-    sha256: str
+    path: Path  # a file `patch -i` reads (a piece written from an mbox, for mbox input)
+    sha256: str  # of the patch text: an unchanged patch keeps a build cached
     files: tuple[str, ...]
+    origin: str = ""  # where the text came from when not from `path` itself (mbox message)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.origin})" if self.origin else str(self.path)
 
 
 class PatchFailed(KernelError):
@@ -51,8 +55,19 @@ def files_of(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def load_patch(path: Path, origin: str = "") -> Patch:
+    """One patch file: its hash and the files it touches; an error if it has no diff."""
+    text = path.read_text(errors="replace")
+    files = files_of(text)
+    if not files:
+        raise KernelError(f"{origin or path}: not a patch (no ---/+++ file lines)")
+    return Patch(path, hashlib.sha256(text.encode()).hexdigest(), files, origin)
+
+
 def read_series(directory: Path) -> list[Patch]:
-    """The patches listed in directory/series, in order (comments and blank lines skipped)."""
+    """The patches listed in directory/series, in order (comments and blank lines skipped).
+
+    Callers use patch_input.read_patches, which also takes format-patch output and mboxes."""
     series = directory / "series"
     if not series.exists():
         raise KernelError(f"{series}: no series file in the patch directory")
@@ -64,11 +79,7 @@ def read_series(directory: Path) -> list[Patch]:
         path = directory / name
         if not path.exists():
             raise KernelError(f"{series}:{number}: patch {name} does not exist")
-        text = path.read_text(errors="replace")
-        files = files_of(text)
-        if not files:
-            raise KernelError(f"{path}: not a patch (no ---/+++ file lines)")
-        patches.append(Patch(path, hashlib.sha256(text.encode()).hexdigest(), files))
+        patches.append(load_patch(path))
     return patches
 
 
@@ -94,7 +105,7 @@ def _failure(patch: Patch, output: str) -> PatchFailed:
         elif line.startswith("can't find file to patch"):
             failures.append(line.strip())
     detail = "; ".join(failures) or output.strip().splitlines()[-1]
-    return PatchFailed(f"patch {patch.path} does not apply: {detail}. Nothing was changed: "
+    return PatchFailed(f"patch {patch} does not apply: {detail}. Nothing was changed: "
                        f"the working tree is as before this series")
 
 
