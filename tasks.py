@@ -15,8 +15,8 @@ if not_a_checkout():  # the harness imported from a non-editable install
     raise SystemExit(f"error: {not_a_checkout()}")
 
 
-def _fail(exc: HarnessError) -> Exit:
-    return Exit(f"error: {exc}", code=1)
+def _fail(exc: HarnessError, code: int = 1) -> Exit:
+    return Exit(f"error: {exc}", code=code)
 
 
 @task
@@ -203,7 +203,8 @@ def topo_down(c):
 
 @task(iterable=["config_item"], help={
     "tree": "build this kernel tree (e.g. a mptcp_net-next checkout) instead of Debian's 6.12",
-    "patches": "apply the series in this directory (series + *.patch) instead of ours",
+    "patches": "apply this series instead of ours: a directory (a series file, or git "
+               "format-patch output) or an mbox (format-patch --stdout, a mailing-list thread)",
     "no-patches": "build the source without any patch series",
     "variant": "normal or debug (KASAN, lockdep, kmemleak, ...)",
     "config-item": "an extra option such as CONFIG_X=y (repeatable)",
@@ -344,7 +345,8 @@ def bench(c, only=None, runs=5):
 
 
 @task(help={"tree": "check a series against your own kernel tree instead of Debian's source",
-            "patches": "another series directory (default kernel_patches/)",
+            "patches": "another series: a directory (a series file, or git format-patch "
+                       "output) or an mbox file (default kernel_patches/)",
             "no_build": "only run checkpatch",
             "without_mptcp": "also build the whole series with CONFIG_MPTCP=n"})
 def patches_check(c, tree=None, patches=None, no_build=False, without_mptcp=False):
@@ -378,13 +380,54 @@ def patches_check(c, tree=None, patches=None, no_build=False, without_mptcp=Fals
         raise Exit("patches.check: see above", code=1)
 
 
+REPRO_KERNEL_HELP = {
+    "tree": "build this git tree instead of the bundle's kernel source",
+    "commit": "with --tree: build this revision (in a clone under the cache)",
+    "patches": "apply this series (directory or mbox) instead of the bundle's",
+    "variant": "normal or debug, instead of the bundle's (default debug)",
+    "runs": "number of runs (default: the bundle's, else 10)",
+    "junit": "also write the JUnit XML report to this path",
+}
+
+
+@task(help={"bundle": "the bundle directory (with repro.toml), e.g. repros/NAME",
+            "until_reproduced": "stop at the first run that reproduces",
+            "without_patches": "build without the bundle's patches (the fixed kernel): "
+                               "expected NOT to reproduce",
+            **REPRO_KERNEL_HELP})
+def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, tree=None,
+          commit=None, patches=None, variant=None, junit=None):
+    """Reproduce a bug report: build the bundle's kernel, run it N times in a VM, judge.
+
+    Exit status 0 when the result is as expected (reproduced; with --without-patches: not
+    reproduced and no splat), 1 when not, 2 when the bundle or the kernel is broken.
+    """
+    from pathlib import Path
+
+    from harness.repro import bundle as bundles
+    from harness.runs import repro as repro_run
+
+    options = repro_run.ReproOptions(
+        runs=int(runs) if runs else None, until_reproduced=until_reproduced,
+        without_patches=without_patches, tree=tree, commit=commit,
+        patches=Path(patches).resolve() if patches else None, variant=variant,
+        junit=Path(junit).resolve() if junit else None)
+    try:
+        verdict = repro_run.run_bundle(bundles.load(bundle), _cache(c), options)
+    except HarnessError as exc:
+        raise _fail(exc, code=2) from None
+    print(verdict.headline())
+    if not verdict.as_expected:
+        raise Exit(code=1)
+
+
 topo = Collection("topo")
 topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
-                bench, topo)
+                bench, repro, topo)
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")

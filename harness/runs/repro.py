@@ -1,0 +1,268 @@
+"""`invoke repro BUNDLE`: build the bundle's kernel, boot it, run the bundle N times, judge.
+
+Each run is one guest command (`python -m harness.repro.guest PLAN`: fresh topology, the
+steps, the MIB/ss snapshots and pcaps) under the kernel-health oracle, so its settle step
+(namespaces gone, deferred netns work done, kmemleak scanned on a debug kernel) belongs to
+the run. A run that outlives its timeout is a hang (blocked tasks dumped with SysRq-w); a
+guest that dies is a panic; either way the VM is restarted for the next run. The evidence of
+run N lands in `reports/repro-<name>-<time>/run-NN/`: step outputs, the console slice with
+splats decoded, pcaps, MIB delta, `ss` before and after; `summary.md` and `junit.xml` beside.
+
+The VM is named "repro": the user's own VM (`invoke boot`) is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from harness import backports
+from harness.errors import HarnessError
+from harness.kernel import build as kernel_build
+from harness.kernel import worktree
+from harness.kernel.selftests_build import build_selftests
+from harness.paths import PROJECT_ROOT
+from harness.repro.bundle import Bundle, BundleError
+from harness.repro.guest import Plan
+from harness.repro.verdict import RunResult, StepOutcome, Verdict, judge, signature
+from harness.run import CommandError, run
+from harness.vm import machine
+from harness.vm.ssh import CommandTimeout
+
+VM_NAME = "repro"
+REPORTS = PROJECT_ROOT / "reports"
+DEBUG_BOOT_TIMEOUT = 180.0
+COMPILE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class ReproOptions:
+    runs: int | None = None  # None: the bundle's count
+    until_reproduced: bool = False
+    without_patches: bool = False  # the fixed kernel: expected not to reproduce
+    tree: str | None = None  # overrides of the bundle's [kernel]
+    commit: str | None = None
+    patches: Path | None = None
+    variant: str | None = None
+    junit: Path | None = None
+    quiet: bool = False
+
+
+def kernel_request(bundle: Bundle, cache: Path, options: ReproOptions
+                   ) -> kernel_build.BuildRequest:
+    """What to build: the bundle's [kernel], overridden by the command line."""
+    spec = bundle.kernel
+    tree, commit = options.tree or spec.tree, options.commit or spec.commit
+    if commit and not tree:
+        raise BundleError(f"{bundle.path}: a commit needs a tree (--tree or kernel.tree)")
+    if tree and commit:
+        tree = str(worktree.checkout(tree, commit, cache))
+    patches = None if options.without_patches else (options.patches or spec.patches)
+    return kernel_build.BuildRequest(
+        cache=cache, tree=tree, patches_dir=patches, no_patches=patches is None,
+        variant=options.variant or spec.variant, config_items=spec.config)
+
+
+def describe_kernel(request: kernel_build.BuildRequest, release: str) -> str:
+    source = f"tree {request.tree}" if request.tree else "Debian's source"
+    patches = f"patches {request.patches_dir}" if request.patches_dir else "no patches"
+    config = f", config {' '.join(request.config_items)}" if request.config_items else ""
+    return f"{release} ({request.variant}) from {source}, {patches}{config}"
+
+
+def compile_c_steps(bundle: Bundle, directory: Path) -> dict[str, str]:
+    """Each C step compiled here (static, so it runs in the guest as it is)."""
+    binaries = {}
+    for step in bundle.steps:
+        if step.kind != "c":
+            continue
+        directory.mkdir(parents=True, exist_ok=True)
+        binary = directory / step.name
+        try:
+            run(["gcc", "-O1", "-static", "-pthread", "-o", str(binary), step.target],
+                timeout=COMPILE_TIMEOUT)
+        except CommandError as err:
+            raise BundleError(f"{step.target}: the C reproducer of step {step.name!r} does "
+                              f"not compile:\n{err.stderr.strip()}") from None
+        binaries[step.name] = str(binary)
+    return binaries
+
+
+def new_report_dir(bundle: Bundle, root: Path = REPORTS) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    directory = root / f"repro-{bundle.name}-{stamp}"
+    suffix = 1
+    while directory.exists():
+        suffix += 1
+        directory = root / f"repro-{bundle.name}-{stamp}-{suffix}"
+    directory.mkdir(parents=True)
+    return directory
+
+
+class ReproVm:
+    """The reproduction's VM, booted on demand and restarted after a hang or a panic."""
+
+    def __init__(self, options: machine.BootOptions, cache: Path):
+        self.options, self.cache = options, cache
+        self.vm: machine.Vm | None = None
+
+    def get(self) -> machine.Vm:
+        if self.vm is None:
+            self.vm = machine.boot(self.options, self.cache, VM_NAME)
+        return self.vm
+
+    def restart(self) -> None:
+        machine.halt(self.cache, VM_NAME)
+        self.vm = None
+
+    def console_since(self, offset: int) -> str:
+        """The console from offset on, also after a halt moved it aside."""
+        live = self.vm.console if self.vm else None
+        path = live if live and live.exists() else \
+            self.cache / f"{VM_NAME}-{machine.LAST_CONSOLE}"
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+
+def run_bundle(bundle: Bundle, cache: Path, options: ReproOptions) -> Verdict:
+    """Build, boot, run; write the evidence and the summary; return the verdict."""
+    request = kernel_request(bundle, cache, options)
+    report_dir = new_report_dir(bundle)
+    binaries = compile_c_steps(bundle, report_dir / "bin")  # a broken bundle fails first
+    built = kernel_build.build(request)
+    boot = machine.BootOptions(image=Path(built.record.image), timeout=DEBUG_BOOT_TIMEOUT)
+    holder = ReproVm(boot, cache)
+    try:
+        vm = holder.get()
+        kernel = describe_kernel(request, vm.kernel_release())
+        plan = Plan(str(bundle.path), "", binaries, _selftests_dir(bundle, vm),
+                    tuple(backports.path_dirs(cache)))
+        verdict = Verdict(bundle, kernel, not options.without_patches, [])
+        _say(options, f"repro: {bundle.name} on {kernel}; evidence in {report_dir}")
+        for index in range(1, (options.runs or bundle.runs) + 1):
+            result = one_run(index, bundle, holder, plan, report_dir)
+            verdict.runs.append(result)
+            _say(options, "repro: " + result.line())
+            if options.until_reproduced and result.reproduced:
+                break
+    finally:
+        holder.restart()  # halts it: a reproduction leaves no VM behind
+    write_reports(verdict, report_dir, options.junit)
+    return verdict
+
+
+def _selftests_dir(bundle: Bundle, vm: machine.Vm) -> str | None:
+    if not any(step.kind == "selftest" for step in bundle.steps):
+        return None
+    suite = build_selftests(vm.image)
+    missing = [s.target for s in bundle.steps
+               if s.kind == "selftest" and s.target not in suite.scripts]
+    if missing:
+        raise BundleError(f"{bundle.path}: selftest {missing[0]!r} is not in the kernel's "
+                          f"suite ({', '.join(suite.scripts)})")
+    return str(suite.directory)
+
+
+def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
+            report_dir: Path) -> RunResult:
+    vm = holder.get()
+    out = vm.exchange_dir / f"run-{index:02d}"
+    plan_file = vm.exchange_dir / f"plan-{index:02d}.json"
+    plan_file.write_text(json.dumps(asdict(replace(plan, out=str(out)))))
+    console_start, start = vm.console_size(), time.monotonic()
+    result = RunResult(index, 0.0)
+    runner_text = ""
+    try:
+        report = vm.run([sys.executable, "-m", "harness.repro.guest", str(plan_file)],
+                        bundle.run_timeout, cwd=PROJECT_ROOT,
+                        env={"PYTHONDONTWRITEBYTECODE": "1"})
+        result.splats, runner_text = list(report.splats), report.stdout
+        if report.returncode != 0:
+            raise HarnessError(f"the reproduction runner failed in the guest (exit "
+                               f"{report.returncode}); the run says:\n{report.stdout}")
+    except CommandTimeout as err:
+        result.hang, runner_text = True, err.output
+        result.note = f"hung: cut after {bundle.run_timeout} s, VM restarted"
+        holder.restart()
+    except machine.GuestDied as err:
+        result.died, result.splats, runner_text = True, list(err.splats), str(err)
+        result.note = "the guest died, VM restarted"
+        holder.vm = None
+    result.duration_s = time.monotonic() - start
+    directory = report_dir / f"run-{index:02d}"
+    _collect(out, directory)
+    result.steps = _steps(directory)
+    (directory / "runner.txt").write_text(runner_text)
+    (directory / "console.txt").write_text(holder.console_since(console_start))
+    _write_splats(vm, result, directory)
+    return judge(result, bundle.expect)
+
+
+def _collect(out: Path, directory: Path) -> None:
+    if out.exists():
+        shutil.move(str(out), directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def _steps(directory: Path) -> list[StepOutcome]:
+    listing = directory / "steps.json"
+    if not listing.exists():
+        return []
+    steps = []
+    for item in json.loads(listing.read_text()):
+        output = directory / item["output"] if item["output"] else None
+        text = output.read_text(errors="replace") if output and output.exists() else ""
+        steps.append(StepOutcome(item["name"], item["status"], item["duration_s"],
+                                 item["cut"], text))
+    return steps
+
+
+def _write_splats(vm: machine.Vm, result: RunResult, directory: Path) -> None:
+    if not result.splats:
+        return
+    blocks = [f"### {signature(s)}\n{vm.decoded(s)}" for s in result.splats]
+    (directory / "splats.txt").write_text("\n\n".join(blocks) + "\n")
+
+
+def write_reports(verdict: Verdict, report_dir: Path, junit: Path | None) -> None:
+    (report_dir / "summary.md").write_text(verdict.summary_markdown())
+    xml = junit_tree(verdict, report_dir)
+    xml.write(report_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        xml.write(junit, encoding="utf-8", xml_declaration=True)
+
+
+def junit_tree(verdict: Verdict, report_dir: Path) -> ET.ElementTree:
+    """One test case for the verdict (failed when not as expected), one per run (its
+    result and evidence directory as an attachment)."""
+    suite = ET.Element("testsuite", name=f"repro.{verdict.bundle.name}",
+                       tests=str(len(verdict.runs) + 1),
+                       failures="0" if verdict.as_expected else "1",
+                       time=f"{sum(r.duration_s for r in verdict.runs):.1f}")
+    case = ET.SubElement(suite, "testcase", classname=f"repro.{verdict.bundle.name}",
+                         name="verdict")
+    if not verdict.as_expected:
+        ET.SubElement(case, "failure", message=verdict.headline())
+    ET.SubElement(case, "system-out").text = verdict.summary_markdown()
+    for run_result in verdict.runs:
+        run_case = ET.SubElement(suite, "testcase", classname=f"repro.{verdict.bundle.name}",
+                                 name=f"run-{run_result.index:02d}",
+                                 time=f"{run_result.duration_s:.1f}")
+        evidence = report_dir / f"run-{run_result.index:02d}"
+        ET.SubElement(run_case, "system-out").text = \
+            f"{run_result.line()}\n[[ATTACHMENT|{evidence}]]\n"
+    return ET.ElementTree(suite)
+
+
+def _say(options: ReproOptions, text: str) -> None:
+    if not options.quiet:
+        print(text, flush=True)
