@@ -29,6 +29,7 @@ from harness.run import netns_argv
 
 CUT_STATUS = 124  # as timeout(1) reports a command it cut
 STOP_GRACE_S = 5.0
+CLEAR_WARN_ONCE = Path("/sys/kernel/debug/clear_warn_once")
 
 
 @dataclass
@@ -142,10 +143,10 @@ def _snapshot(topo: topology.Topo | None, out: Path, when: str) -> dict[str, mib
     snapshots, ss_text = {}, []
     for host, ns in _namespaces(topo).items():
         snapshots[host] = mib.snapshot(ns)
-        for argv in (["ss", "-Mni"], ["ss", "-tnie"]):
-            done = subprocess.run(netns_argv(argv, ns), capture_output=True, text=True,
-                                  timeout=30, stdin=subprocess.DEVNULL)
-            ss_text.append(f"### {host}: {' '.join(argv)}\n{done.stdout}{done.stderr}")
+        argv = ["ss", *(["-N", ns] if ns else []), "-tMnie"]  # TCP and MPTCP sockets
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        ss_text.append(f"### {host}: {' '.join(argv)}\n{done.stdout}{done.stderr}")
     (out / f"mib-{when}.json").write_text(json.dumps(
         {host: snap.groups for host, snap in snapshots.items()}, indent=1))
     (out / f"ss-{when}.txt").write_text("\n".join(ss_text))
@@ -174,17 +175,44 @@ def _captures(topo: topology.Topo | None) -> list[tuple[str, Capture]]:
     return found
 
 
-def run(plan: Plan) -> list[StepResult]:
+def rearm_warn_once() -> None:
+    """Let WARN_ON_ONCE() sites fire again: every run of a VM must be able to warn, not only
+    its first (most MPTCP warnings are WARN_ON_ONCE)."""
+    if CLEAR_WARN_ONCE.exists():
+        CLEAR_WARN_ONCE.write_text("1\n")
+
+
+class Phases:
+    """Seconds spent in each phase of a run (the overhead around the steps, measured)."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, name: str) -> None:
+        now = time.monotonic()
+        self.times[name] = self.times.get(name, 0.0) + now - self._mark
+        self._mark = now
+
+    def line(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.times.items())
+
+
+def run(plan: Plan, phases: Phases) -> list[StepResult]:
     bundle = load(plan.bundle)
     out = Path(plan.out)
     out.mkdir(parents=True, exist_ok=True)
+    rearm_warn_once()
     building = topology.build(bundle.topology) if bundle.topology else contextlib.nullcontext()
     with building as topo, contextlib.ExitStack() as stack:
+        phases.done("topology")
         captures = _captures(topo)
         for _name, capture in captures:
             stack.enter_context(capture)
             stack.callback(capture.close)
+        phases.done("captures")
         before = _snapshot(topo, out, "before")
+        phases.done("snapshots")
         runner = Runner(plan, topo)
         results: list[StepResult] = []
         failed = False  # after a foreground step fails, the later ones are not run
@@ -195,13 +223,17 @@ def run(plan: Plan) -> list[StepResult]:
                 failed = failed or (not step.background and result.status != 0)
         finally:
             runner.stop_background()
+            phases.done("steps")
             after = _snapshot(topo, out, "after")
             (out / "mib-delta.txt").write_text(_mib_delta(before, after))
+            phases.done("snapshots")
             for name, capture in captures:
                 capture.stop()
                 if capture.path.exists():
                     shutil.copyfile(capture.path, out / f"{name}.pcap")
+            phases.done("captures")
             (out / "steps.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    phases.done("teardown")
     return results
 
 
@@ -210,11 +242,13 @@ def main(argv: list[str]) -> int:
         print("usage: python -m harness.repro.guest PLAN.json", file=sys.stderr)
         return 2
     interrupts.stop_on_signals()  # SIGTERM unwinds too: the topology is removed
-    results = run(Plan.read(Path(argv[0])))
+    phases = Phases()
+    results = run(Plan.read(Path(argv[0])), phases)
     for result in results:
         status = "not run" if result.status is None else f"exit {result.status}"
         print(f"repro: step {result.name}: {status}{' (cut)' if result.cut else ''} "
               f"in {result.duration_s:.1f} s")
+    print(f"repro: time per phase: {phases.line()}")
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, replace
@@ -138,6 +137,13 @@ def run_bundle(bundle: Bundle, cache: Path, options: ReproOptions) -> Verdict:
     report_dir = new_report_dir(bundle)
     binaries = compile_c_steps(bundle, report_dir / "bin")  # a broken bundle fails first
     built = kernel_build.build(request)
+    return run_on_kernel(bundle, request, built, cache, options, report_dir, binaries)
+
+
+def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
+                  built: kernel_build.BuildResult, cache: Path, options: ReproOptions,
+                  report_dir: Path, binaries: dict[str, str]) -> Verdict:
+    """The runs of a bundle on a kernel already built (bisect builds its own)."""
     boot = machine.BootOptions(image=Path(built.record.image), timeout=DEBUG_BOOT_TIMEOUT)
     holder = ReproVm(boot, cache)
     try:
@@ -181,9 +187,7 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     result = RunResult(index, 0.0)
     runner_text = ""
     try:
-        report = vm.run([sys.executable, "-m", "harness.repro.guest", str(plan_file)],
-                        bundle.run_timeout, cwd=PROJECT_ROOT,
-                        env={"PYTHONDONTWRITEBYTECODE": "1"})
+        report = vm.run_module("harness.repro.guest", [str(plan_file)], bundle.run_timeout)
         result.splats, runner_text = list(report.splats), report.stdout
         if report.returncode != 0:
             raise HarnessError(f"the reproduction runner failed in the guest (exit "

@@ -38,7 +38,7 @@ from harness.kernel.layout import record_path_of
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
 from harness.run import Result
-from harness.vm import accel, decode, oracle, settle
+from harness.vm import accel, decode, oracle, settle, warm
 from harness.vm.ssh import (
     ConnectionLost,
     Guest,
@@ -53,6 +53,7 @@ GUEST_MAC = "52:54:00:6d:6c:01"
 DEFAULT_NAME = "vm"  # the user's VM: invoke boot, exec, shell, test, halt
 BOOT_TIMEOUT = 60.0
 SYNC_TIMEOUT = 10.0
+WARM_TIMEOUT = 180.0  # the guest's Python importing the toolkit over 9p, under emulation
 LAST_LINES = 25
 LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
 # Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
@@ -461,6 +462,30 @@ class Vm:
         return CommandReport(list(map(str, argv)), result.status, result.output, "",
                              splats + settle.splats(settled.status, settled.output),
                              settled.output.strip())
+
+    def run_module(self, module: str, args: Sequence[str], timeout: float,
+                   output: Output | None = None, cwd: str | Path | None = None,
+                   env: dict[str, str] | None = None) -> CommandReport:
+        """`python -m module args` in the guest, forked from its warm Python (see warm.py):
+        the project's imports are paid once per boot, not once per command."""
+        self._ensure_warm()
+        return self.run(warm.client_argv(module, [str(a) for a in args]), timeout, output,
+                        cwd=cwd or PROJECT_ROOT, env=env)
+
+    def _ensure_warm(self) -> None:
+        if self.guest.run(["test", "-S", warm.SOCKET], SYNC_TIMEOUT).status == 0:
+            return
+        log = self.exchange_dir / "warm.log"
+        start = shlex.join(warm.server_argv(sys.executable))
+        self.guest.run(["sh", "-c", f"cd {shlex.quote(str(PROJECT_ROOT))} && setsid {start} "
+                        f"> {shlex.quote(str(log))} 2>&1 < /dev/null &"], SYNC_TIMEOUT)
+        deadline = time.monotonic() + WARM_TIMEOUT
+        while self.guest.run(["test", "-S", warm.SOCKET], SYNC_TIMEOUT).status != 0:
+            if time.monotonic() > deadline:
+                raise VmError(f"the guest's warm Python did not start within "
+                              f"{WARM_TIMEOUT:.0f} s; its log ({log}):\n"
+                              f"{log.read_text(errors='replace') if log.exists() else ''}")
+            time.sleep(0.5)
 
     def named_namespaces(self) -> list[str]:
         listing = self.guest.run(["ls", "-1", "/run/netns"], SYNC_TIMEOUT)

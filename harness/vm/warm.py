@@ -1,0 +1,174 @@
+"""A warm Python in the guest: imports paid once per boot, a fork per command.
+
+Under emulation, starting the project's Python in the guest and importing the toolkit over
+9p costs tens of seconds (pyroute2 alone imports for most of it). The server here is
+started once per VM with the heavy modules imported; each command is a small client
+(`python3 -S -E`, the system's interpreter without site: no import of ours) that hands the
+server its argv, working directory, environment and its own stdin/stdout/stderr (file
+descriptors over a Unix socket), and waits for the exit status. The server forks: the
+child runs `python -m MODULE ARGS` with those descriptors, in a session of its own. When
+the client goes away (killed with its process group by a timeout or Ctrl-C on the host),
+the server kills the child's group.
+
+The server is single-threaded (fork and threads do not mix): one poll loop over the
+listening socket and the clients' connections; children are reaped with os.waitpid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import socket
+import sys
+import traceback
+import warnings
+
+SOCKET = "/run/mptcp-lab-warm.sock"
+PRELOAD = ("harness.repro.guest", "harness.topology", "harness.mptcp.pm", "harness.traffic",
+           "pytest", "harness.pytest_plugin")
+MAX_REQUEST = 1 << 20
+
+# The client, run by the guest's own python3 with -S -E: only the standard library, and
+# only what that interpreter starts fast with.
+CLIENT = r"""
+import array, json, os, socket, sys
+path, module, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+cwd, env = os.getcwd(), dict(os.environ)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+request = json.dumps({"module": module, "args": args, "cwd": cwd, "env": env}).encode()
+s.sendmsg([request + b"\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+reply = b""
+while not reply.endswith(b"\n"):
+    chunk = s.recv(64)
+    if not chunk:
+        sys.exit("mptcp-lab warm server: the connection closed without an exit status")
+    reply += chunk
+sys.exit(int(reply))
+"""
+
+
+def client_argv(module: str, args: list[str], socket_path: str = SOCKET) -> list[str]:
+    """`python -m module args` as run by the warm server, in the client's directory and
+    environment."""
+    return ["python3", "-S", "-E", "-c", CLIENT, socket_path, module, *args]
+
+
+def server_argv(python: str, socket_path: str = SOCKET) -> list[str]:
+    return [python, "-m", "harness.vm.warm", socket_path]
+
+
+# ---- the server, in the guest ----
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds = b"", []
+    while not data.endswith(b"\n"):
+        message, ancillary, _flags, _addr = conn.recvmsg(MAX_REQUEST, socket.CMSG_LEN(64))
+        if not message:
+            raise ConnectionError("the client closed before its request")
+        data += message
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += list(memoryview(payload).cast("i"))
+    return json.loads(data), fds
+
+
+def _child(request: dict, fds: list[int]) -> None:
+    """In the forked child: become the command. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        for fd in fds:
+            os.close(fd)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["module"], *request["args"]]
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="runpy")  # preloaded
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the process's own streams
+        sys.stdout = open(1, "w", closefd=False, buffering=1)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False, buffering=1)  # noqa: SIM115
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if not isinstance(done.code, int | None):
+            print(done.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - reported as python -m would
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _status_of(wait_status: int) -> int:
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def serve(path: str) -> None:
+    for module in PRELOAD:
+        importlib.import_module(module)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    children: dict[int, socket.socket] = {}  # pid -> its client's connection
+    print(f"warm: serving on {path}", flush=True)
+    while True:
+        watched = [listener, *children.values()]
+        ready, _, _ = select.select(watched, [], [], 0.2)
+        for conn in ready:
+            if conn is listener:
+                _accept(listener, children)
+            else:  # a client closed (or wrote) before its command ended: it was killed
+                pid = next(p for p, c in children.items() if c is conn)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        _reap(children)
+
+
+def _accept(listener: socket.socket, children: dict[int, socket.socket]) -> None:
+    conn, _ = listener.accept()
+    try:
+        request, fds = _receive(conn)
+    except (ConnectionError, ValueError, OSError):
+        conn.close()
+        return
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        conn.close()
+        _child(request, fds)
+    for fd in fds:
+        os.close(fd)
+    children[pid] = conn
+
+
+def _reap(children: dict[int, socket.socket]) -> None:
+    for pid in list(children):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            continue
+        conn = children.pop(pid)
+        with contextlib.suppress(OSError):
+            conn.sendall(f"{_status_of(status)}\n".encode())
+        conn.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1] if len(sys.argv) > 1 else SOCKET)
+    sys.exit(0)
