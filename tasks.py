@@ -313,14 +313,17 @@ def shell(c):
     raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
-BENCHMARKS = ("throughput", "boot", "build")
+BENCHMARKS = ("throughput", "boot", "build", "bisect")
+BISECT_BUNDLE = "repros/pm-rm-endp-id-avail"
 
 
 @task(help={"only": f"run only this benchmark: {', '.join(BENCHMARKS)}",
-            "runs": "runs per case (the median is reported)"})
-def bench(c, only=None, runs=5):
+            "runs": "runs per case (the median is reported); per commit for bisect",
+            "bundle": f"the bundle whose revert --only bisect bisects (default {BISECT_BUNDLE})"})
+def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
     """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH; kernel
-    build times only with --only build."""
+    build times only with --only build; a bisection over a demo tree of 8 commits around a
+    real fix's revert only with --only bisect."""
     if only is not None and only not in BENCHMARKS:
         raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
     from harness.bench import boot_times, build_times, throughput
@@ -340,6 +343,12 @@ def bench(c, only=None, runs=5):
         if only == "build":  # tens of minutes: only when asked for by name
             for line in build_times.measure(_cache(c)):
                 print(line, flush=True)  # one line per case, as each is measured
+        if only == "bisect":  # minutes: only when asked for by name
+            from harness.bench import bisect_demo
+            from harness.repro import bundle as bundles
+
+            for line in bisect_demo.measure(bundles.load(bundle), _cache(c), int(runs)):
+                print(line, flush=True)
     except HarnessError as exc:
         raise _fail(exc) from None
 
@@ -394,9 +403,13 @@ REPRO_KERNEL_HELP = {
             "until_reproduced": "stop at the first run that reproduces",
             "without_patches": "build without the bundle's patches (the fixed kernel): "
                                "expected NOT to reproduce",
+            "from_syzbot": "write a new bundle in BUNDLE from this syzkaller C reproducer "
+                           "(and run nothing)",
+            "config": "with --from-syzbot: the report's kernel .config (its MPTCP items, and "
+                      "those the reproducer names, go into the bundle)",
             **REPRO_KERNEL_HELP})
 def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, tree=None,
-          commit=None, patches=None, variant=None, junit=None):
+          commit=None, patches=None, variant=None, junit=None, from_syzbot=None, config=None):
     """Reproduce a bug report: build the bundle's kernel, run it N times in a VM, judge.
 
     Exit status 0 when the result is as expected (reproduced; with --without-patches: not
@@ -407,6 +420,17 @@ def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, t
     from harness.repro import bundle as bundles
     from harness.runs import repro as repro_run
 
+    if from_syzbot:
+        from harness.repro import syzbot
+
+        try:
+            written = syzbot.write_bundle(Path(bundle), Path(from_syzbot),
+                                          Path(config) if config else None)
+            bundles.load(bundle)  # what we wrote must load
+        except HarnessError as exc:
+            raise _fail(exc, code=2) from None
+        print(f"wrote {written}; check it, then run: invoke repro {bundle}")
+        return
     options = repro_run.ReproOptions(
         runs=int(runs) if runs else None, until_reproduced=until_reproduced,
         without_patches=without_patches, tree=tree, commit=commit,
@@ -421,13 +445,51 @@ def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, t
         raise Exit(code=1)
 
 
+@task(help={"bundle": "the bundle directory (with repro.toml)",
+            "tree": "the git kernel tree to bisect (never written to: a clone in the cache "
+                    "is used)",
+            "good": "a revision that does not reproduce",
+            "bad": "a revision that reproduces",
+            "runs": "runs per commit before calling it good (default 3)",
+            "fixed_by": "find the commit that fixed the bug: --bad is an older revision that "
+                        "reproduces, --good a newer one that does not",
+            "variant": "normal or debug, instead of the bundle's"})
+def bisect(c, bundle, tree=None, good=None, bad=None, runs=3, fixed_by=False, variant=None):
+    """Find the commit that introduced (or, with --fixed-by, fixed) a bug, with a
+    reproduction bundle as the test of each commit.
+
+    Exit status 0 when a commit was found, 1 when the endpoints do not hold (good
+    reproduces, bad does not), 2 on an error.
+    """
+    from pathlib import Path
+
+    from harness.repro import bundle as bundles
+    from harness.runs import bisect as bisect_run
+
+    missing = [f"--{name}" for name, value in (("tree", tree), ("good", good), ("bad", bad))
+               if not value]
+    if missing:
+        raise Exit(f"error: bisect needs {', '.join(missing)}", code=2)
+    try:
+        request = bisect_run.BisectRequest(
+            bundles.load(bundle), _cache(c), Path(tree).expanduser().resolve(), good, bad,
+            int(runs), fixed_by, variant)
+        result = bisect_run.bisect(request)
+    except HarnessError as exc:
+        raise _fail(exc, code=2) from None
+    print(result.table())
+    print(result.headline())
+    if result.found is None:
+        raise Exit(code=1)
+
+
 topo = Collection("topo")
 topo.add_task(topo_check, "check")
 topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
-                bench, repro, topo)
+                bench, repro, bisect, topo)
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")
