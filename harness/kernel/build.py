@@ -33,6 +33,8 @@ class BuildRequest:
     config_items: tuple[str, ...] = ()
     jobs: int = os.cpu_count() or 1
     series_limit: int | None = None  # apply only the first N patches (invoke patches.check)
+    purpose: str = ""  # a build directory of its own (e.g. "repro": bundles' kernels do not
+    # replace the kernel `invoke build` made)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dic
 
 def build_dir_of(request: BuildRequest, src: source.Source) -> Path:
     patched = "-patched" if src.kind == "tree" and _wants_series(request) else ""
-    return request.cache / "build" / f"{src.key}{patched}-{request.variant}"
+    purpose = f"-{request.purpose}" if request.purpose else ""
+    return request.cache / "build" / f"{src.key}{patched}-{request.variant}{purpose}"
 
 
 def _wants_series(request: BuildRequest) -> bool:

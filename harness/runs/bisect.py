@@ -109,7 +109,8 @@ class Bisector:
         kernel = replace(self.request.bundle.kernel, patches=None)
         build_request = kernel_build.BuildRequest(
             cache=self.request.cache, tree=str(self.clone), no_patches=True,
-            variant=self.request.variant or kernel.variant, config_items=kernel.config)
+            variant=self.request.variant or kernel.variant, config_items=kernel.config,
+            purpose="bisect")
         start = time.monotonic()
         try:
             built = kernel_build.build(build_request)

@@ -64,7 +64,7 @@ def kernel_request(bundle: Bundle, cache: Path, options: ReproOptions
     patches = None if options.without_patches else (options.patches or spec.patches)
     return kernel_build.BuildRequest(
         cache=cache, tree=tree, patches_dir=patches, no_patches=patches is None,
-        variant=options.variant or spec.variant, config_items=spec.config)
+        variant=options.variant or spec.variant, config_items=spec.config, purpose="repro")
 
 
 def describe_kernel(request: kernel_build.BuildRequest, release: str) -> str:

@@ -25,11 +25,14 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     in the console fail the run."""
     guest_junit = vm.exchange_dir / "junit.xml"
     guest_junit.unlink(missing_ok=True)
-    argv = pytest_argv(paths, keyword, guest_junit, ("-p", "no:cacheprovider"))
+    python, _m, module, *args = pytest_argv(paths, keyword, guest_junit,
+                                            ("-p", "no:cacheprovider", "-W",
+                                             "ignore::pytest.PytestAssertRewriteWarning"))
     record = vm.build_record_path()
     env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
            **({BUILD_RECORD_ENV: str(record)} if record else {})}
-    report = vm.run(argv, GUEST_TEST_TIMEOUT, output=_echo, cwd=PROJECT_ROOT, env=env)
+    report = vm.run_module(module, args, GUEST_TEST_TIMEOUT, output=_echo, cwd=PROJECT_ROOT,
+                           env=env)
     code = report.returncode
     if code == PYTEST_NO_TESTS:
         raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"
