@@ -127,7 +127,7 @@ def test_ip_tos_sets_the_tos_byte_of_every_subflow(topology, pm, capture):
     for iface, cap in zip(IFACES, caps, strict=True):
         cap.stop()
         sent = [s for s in cap.segments() if s.src in client_addrs]
-        assert sum(1 for s in sent if s.payload_len) > 100, f"little data through {iface}"
+        assert sum(1 for s in sent if s.payload_len) > 20, f"little data through {iface}"
         assert {s.tos & ~0x3 for s in sent} == {TOS}, f"TOS bytes through {iface}"
     assert any(s.is_syn for s in caps[1].segments()), "the join's SYN was not captured"
     assert read_back == TOS
