@@ -403,18 +403,22 @@ REPRO_KERNEL_HELP = {
             "until_reproduced": "stop at the first run that reproduces",
             "without_patches": "build without the bundle's patches (the fixed kernel): "
                                "expected NOT to reproduce",
+            "both_ways": "run the bundle as written (expected to reproduce), then without its "
+                         "patches (expected not to): what a revert bundle must show",
             "from_syzbot": "write a new bundle in BUNDLE from this syzkaller C reproducer "
                            "(and run nothing)",
             "config": "with --from-syzbot: the report's kernel .config (its MPTCP items, and "
                       "those the reproducer names, go into the bundle)",
             **REPRO_KERNEL_HELP})
 def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, tree=None,
-          commit=None, patches=None, variant=None, junit=None, from_syzbot=None, config=None):
+          commit=None, patches=None, variant=None, junit=None, from_syzbot=None, config=None,
+          both_ways=False):
     """Reproduce a bug report: build the bundle's kernel, run it N times in a VM, judge.
 
     Exit status 0 when the result is as expected (reproduced; with --without-patches: not
     reproduced and no splat), 1 when not, 2 when the bundle or the kernel is broken.
     """
+    from dataclasses import replace
     from pathlib import Path
 
     from harness.repro import bundle as bundles
@@ -436,12 +440,18 @@ def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, t
         without_patches=without_patches, tree=tree, commit=commit,
         patches=Path(patches).resolve() if patches else None, variant=variant,
         junit=Path(junit).resolve() if junit else None)
+    ways = [options, replace(options, without_patches=True, until_reproduced=False,
+                             junit=None)] if both_ways else [options]
+    verdicts = []
     try:
-        verdict = repro_run.run_bundle(bundles.load(bundle), _cache(c), options)
+        loaded = bundles.load(bundle)
+        for way in ways:
+            verdicts.append(repro_run.run_bundle(loaded, _cache(c), way))
     except HarnessError as exc:
         raise _fail(exc, code=2) from None
-    print(verdict.headline())
-    if not verdict.as_expected:
+    for verdict in verdicts:
+        print(verdict.headline())
+    if not all(v.as_expected for v in verdicts):
         raise Exit(code=1)
 
 

@@ -26,3 +26,19 @@ def record_path_of(image: Path) -> Path | None:
     in a build directory."""
     build_dir = build_dir_of(image)
     return None if build_dir is None else build_dir / RECORD_FILE
+
+
+UTS_VERSION_FILE = Path("include/generated/utsversion.h")
+
+
+def uts_version(image: Path) -> str | None:
+    """What `uname -v` prints on the kernel of `image` ("#1 SMP <link time>"): it changes
+    with every link, so it tells whether a VM runs this very build."""
+    build_dir = build_dir_of(image)
+    header = build_dir / UTS_VERSION_FILE if build_dir else None
+    if header is None or not header.exists():
+        return None
+    for line in header.read_text().splitlines():
+        if line.startswith("#define UTS_VERSION "):
+            return line.split(" ", 2)[2].strip().strip('"')
+    return None

@@ -46,6 +46,7 @@ class FullRun:
 def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
               selftests: SelftestOptions | None, kunit: bool | None = None) -> FullRun:
     """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests."""
+    vm.check_runs_its_image()
     run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.accel})")
     if tests_dir is not None:
         with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:

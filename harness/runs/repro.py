@@ -113,6 +113,7 @@ class ReproVm:
     def get(self) -> machine.Vm:
         if self.vm is None:
             self.vm = machine.boot(self.options, self.cache, VM_NAME)
+            self.vm.check_runs_its_image()
         return self.vm
 
     def restart(self) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from harness import interrupts
 from harness.errors import HarnessError
-from harness.kernel.layout import record_path_of
+from harness.kernel.layout import record_path_of, uts_version
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
 from harness.run import Result
@@ -437,6 +437,15 @@ class Vm:
                 or image.stat().st_mtime_ns != self.state.image_mtime_ns:
             return None
         return record_path_of(image)
+
+    def check_runs_its_image(self) -> None:
+        """Fail unless the guest runs the very build of self.image (its link time): a
+        verdict about a kernel must not come from another one."""
+        expected = uts_version(self.image)
+        actual = self.guest.run(["uname", "-v"], SYNC_TIMEOUT).output.strip()
+        if expected is not None and actual != expected:
+            raise VmError(f"the VM runs kernel {actual!r}, not the build of {self.image} "
+                          f"({expected!r}): halt it and boot again")
 
     def kernel_release(self) -> str:
         return self.guest.run(["uname", "-r"], SYNC_TIMEOUT).output.strip()
