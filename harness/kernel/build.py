@@ -99,31 +99,31 @@ def _prepared_tree(request: BuildRequest, src: source.Source,
     return work, patches.apply_series(src.base, work, series)
 
 
+# ccache is not told about files an assembler source pulls in with .incbin: piggy.S, which
+# wraps the compressed vmlinux into the bzImage, is the same text whenever that payload has
+# the same size, and ccache then returns a piggy.o holding another build's kernel. So
+# vmlinux is built with ccache and the bzImage around it (a dozen small files) without.
+MAKE_STAGES = (("vmlinux", {}), ("bzImage", {"CCACHE_DISABLE": "1"}))
+
+
 def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None:
     argv = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={kconfig.ARCH}",
-            "CC=ccache gcc", f"-j{request.jobs}", "bzImage"]
+            "CC=ccache gcc", f"-j{request.jobs}"]
     # depend mode: on a miss ccache takes the dependencies from the compiler's -MD output
     # instead of running the preprocessor first; that extra run made a cold build 37% slower
     # base dir: paths under the cache are hashed relative to the build directory, so another
-    # cache or a bisect's tree laid out the same way hits the same entries
+    # cache laid out the same way hits the same entries
     env = {**os.environ, "CCACHE_DIR": str(request.cache / "ccache"), "CCACHE_DEPEND": "1",
            "CCACHE_BASEDIR": str(request.cache.resolve()), "CCACHE_NOHASHDIR": "1"}
     steps_file = build_dir / "mlab-steps"
     expected = int(steps_file.read_text()) if steps_file.exists() else None
     progress = Progress(expected)
     with log.open("w", buffering=1) as out:  # line-buffered: tail -f works
-        out.write("$ " + " ".join(argv) + "\n")
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=env, stdin=subprocess.DEVNULL)
         try:
-            for line in proc.stdout:
-                out.write(line)
-                progress.feed(line)
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+            for target, extra in MAKE_STAGES:
+                code = _run_make([*argv, target], {**env, **extra}, out, progress)
+                if code != 0:
+                    break
         finally:
             progress.done()
     if code != 0:
@@ -131,6 +131,21 @@ def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None
                           + "\n".join(first_errors(log)) + f"\nfull log: {log}")
     if expected is None or progress.steps > expected:
         steps_file.write_text(str(progress.steps))
+
+
+def _run_make(argv: list[str], env: dict[str, str], out, progress: Progress) -> int:
+    out.write("$ " + " ".join(argv) + "\n")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, stdin=subprocess.DEVNULL)
+    try:
+        for line in proc.stdout:
+            out.write(line)
+            progress.feed(line)
+        return proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def first_errors(log: Path, limit: int = FIRST_ERRORS) -> list[str]:

@@ -91,7 +91,11 @@ def ensure_working_copy(base: Path, work: Path) -> None:
     staging = work.with_name(work.name + ".staging")
     if staging.exists():
         shutil.rmtree(staging)
-    run(["cp", "-al", str(base), str(staging)], timeout=600)
+    # resolved: given a symlink, cp would copy the link, and the "working copy" would be
+    # the base itself, which every patch would then modify
+    run(["cp", "-al", str(base.resolve()), str(staging)], timeout=600)
+    if staging.is_symlink():
+        raise KernelError(f"{work}: the working copy would be a link to {base}")
     os.replace(staging, work)
 
 
