@@ -26,6 +26,7 @@ from harness.capture import Capture
 from harness.mptcp import mib
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
+from harness.runs.selftests import Slot, command_line
 
 CUT_STATUS = 124  # as timeout(1) reports a command it cut
 STOP_GRACE_S = 5.0
@@ -65,11 +66,8 @@ def step_argv(step: Step, plan: Plan) -> tuple[list[str], str | None]:
         return [sys.executable, step.target, *step.args], None
     if step.kind == "c":
         return [plan.binaries[step.name], *step.args], None
-    script = Path(plan.selftests_dir or "") / step.target
-    started = [f"./{step.target}", *step.args]
-    if not os.access(script, os.X_OK):  # installed 0644 in Debian's tarball: its #! decides
-        started = ["bash", *started]
-    return started, str(script.parent)
+    directory = Path(plan.selftests_dir or "")
+    return command_line(directory, Slot(step.target, step.args)), str(directory)
 
 
 def _environment(step: Step, plan: Plan) -> dict[str, str]:

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.kernel.selftests_build import InstalledSuite
@@ -91,7 +92,7 @@ def join_groups(suite: InstalledSuite) -> list[tuple[str, str]]:
     return groups
 
 
-def command_line(suite: InstalledSuite, slot: Slot) -> list[str]:
+def command_line(directory: Path, slot: Slot) -> list[str]:
     """How the guest starts the slot, in the suite's directory.
 
     A script installed without its exec bit runs through its `#!` interpreter, as the
@@ -99,7 +100,7 @@ def command_line(suite: InstalledSuite, slot: Slot) -> list[str]:
     mptcp_connect_sendfile.sh and mptcp_connect_checksum.sh as mode 644. Without a `#!`
     line it is started as is and fails with the shell's "Permission denied".
     """
-    script = suite.directory / slot.script
+    script = directory / slot.script
     started = [f"./{slot.script}", *slot.args]
     if os.access(script, os.X_OK):
         return started
@@ -137,7 +138,7 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     if policy.expect_all_features:
         env[EXPECT_ALL] = "1"
     argv = ["timeout", "-k", str(KILL_GRACE_S), str(policy.timeout_s),
-            *command_line(suite, slot)]
+            *command_line(suite.directory, slot)]
     start = time.monotonic()
     try:
         report = vm.run(argv, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output,

@@ -63,7 +63,7 @@ def test_a_join_script_without_its_group_table_says_how_to_run_it(suite):
 
 def test_an_executable_script_runs_as_is(suite):
     (suite.directory / "mptcp_join.sh").chmod(0o755)
-    assert command_line(suite, Slot("mptcp_join.sh", ("-f", "-s"))) == [
+    assert command_line(suite.directory, Slot("mptcp_join.sh", ("-f", "-s"))) == [
         "./mptcp_join.sh", "-f", "-s"]
 
 
@@ -71,11 +71,11 @@ def test_a_script_without_exec_bit_runs_through_its_interpreter(suite):
     wrapper = suite.directory / "mptcp_connect_mmap.sh"
     wrapper.write_text('#!/bin/bash\n"$(dirname "${0}")/mptcp_connect.sh" -m mmap "${@}"\n')
     wrapper.chmod(0o644)
-    assert command_line(suite, Slot("mptcp_connect_mmap.sh", ("-4",))) == [
+    assert command_line(suite.directory, Slot("mptcp_connect_mmap.sh", ("-4",))) == [
         "/bin/bash", "./mptcp_connect_mmap.sh", "-4"]
 
 
 def test_a_script_without_exec_bit_nor_interpreter_is_started_as_is(suite):
     (suite.directory / "diag.sh").write_text("echo no interpreter line\n")
     (suite.directory / "diag.sh").chmod(0o644)
-    assert command_line(suite, Slot("diag.sh")) == ["./diag.sh"]
+    assert command_line(suite.directory, Slot("diag.sh")) == ["./diag.sh"]

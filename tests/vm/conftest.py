@@ -21,6 +21,21 @@ def kernel_image():
     return image
 
 
+SHARED_PARTS = ("src", "build", "ccache", "tools")
+
+
+@pytest.fixture
+def sharing_cache(tmp_path):
+    """A cache for `invoke` sharing the real cache's source, builds, ccache and tools, with
+    VM directories of its own (so the user's VM is neither reused nor stopped)."""
+    real = cache_dir()
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    for part in SHARED_PARTS:
+        (directory / part).symlink_to(real / part)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def vm_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("vm-cache")

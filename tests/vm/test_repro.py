@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.paths import PROJECT_ROOT, cache_dir
+from harness.paths import PROJECT_ROOT
 from harness.repro.guest import CUT_STATUS
 from harness.vm import machine
 
@@ -23,13 +23,9 @@ DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
-def cache(tmp_path):
+def cache(sharing_cache):
     """A cache sharing the real one's source, builds and ccache, with VMs of its own."""
-    real = cache_dir()
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for part in ("src", "build", "ccache", "tools"):
-        (cache / part).symlink_to(real / part)
+    cache = sharing_cache
     yield cache
     assert machine.running(cache, "repro") is None
     assert machine.processes_mentioning(cache) == []

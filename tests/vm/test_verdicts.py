@@ -71,14 +71,11 @@ def trimmed_series(tmp_path):
 
 
 @pytest.fixture
-def shared_build_cache(tmp_path):
+def shared_build_cache(sharing_cache):
     """A cache for `invoke` that shares the real cache's source, builds and ccache, with a
     VM directory of its own; the normal build is restored to the whole series after."""
     real = cache_dir()
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for part in ("src", "build", "ccache", "tools"):
-        (cache / part).symlink_to(real / part)
+    cache = sharing_cache
     yield cache
     machine.halt(cache)
     restored = kernel_build.build(kernel_build.BuildRequest(cache=real))
