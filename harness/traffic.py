@@ -114,6 +114,19 @@ def wait_all_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None
     wait_until(all_acked, timeout, "the peer to acknowledge every byte sent")
 
 
+def wait_subflows_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:
+    """Wait until no subflow has a segment in flight (TCP-level acks can trail the DATA_ACK).
+
+    A byte sent on one subflow and acknowledged at the MPTCP level through another still
+    waits for its own TCP ack; until then that subflow's counters keep moving.
+    """
+
+    def idle() -> bool:
+        return all(tcp.unacked == 0 for tcp in subflow_tcp_info(sock))
+
+    wait_until(idle, timeout, "every subflow to have its segments acknowledged")
+
+
 class Sink:
     """A server in namespace ns that accepts one connection and hashes all it receives.
 

@@ -65,6 +65,7 @@ def test_full_info_agrees_with_the_separate_queries(topology):
     with traffic.session(client, server, addr, subflows=2) as live:
         live.sender.send(nbytes=4 * MB)
         traffic.wait_all_acked(live.sock)
+        traffic.wait_subflows_acked(live.sock)
         try:
             full = full_info(live.sock)
         except OSError as exc:
