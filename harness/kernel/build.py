@@ -45,10 +45,10 @@ class BuildResult:
     changed_files: tuple[str, ...]
 
 
-def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], dict[str, str]]:
+def plan(request: BuildRequest) -> tuple[source.Source, list[patches.Patch], kconfig.Wanted]:
     """Resolve source, series and options; every user error surfaces here, before any work."""
     src = source.user_tree(request.tree) if request.tree else source.debian(request.cache)
-    wanted = kconfig.requested(request.variant, list(request.config_items))
+    wanted = kconfig.requested(request.variant, list(request.config_items), tree=src.base)
     series_dir = request.patches_dir or (None if request.tree else DEFAULT_PATCHES)
     series = [] if request.no_patches or series_dir is None else \
         patch_input.read_patches(series_dir, request.cache / "patches")  # mbox pieces

@@ -3,12 +3,19 @@
 `make allnoconfig` with KCONFIG_ALLCONFIG set to the merged fragments turns on exactly what
 we ask for (and what that needs), then olddefconfig settles the rest. Kconfig silently drops
 an option whose dependencies are not met, so every requested value is checked afterwards.
+
+A fragment is ours (`kernel_patches/configs/NAME.config`) or the kernel tree's own
+(`tree:PATH`, read from the source being built, so another tree brings its own). The tree's
+come first and ours on top. Ours must survive olddefconfig; what the tree's ask for is taken
+as far as this kernel and our base allow (their `m` means `y`: our kernels have no modules),
+and what was not taken is written beside the build (`TREE_OPTIONS_NOT_TAKEN`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.kernel.errors import KernelError
@@ -16,9 +23,11 @@ from harness.paths import PROJECT_ROOT
 from harness.run import run
 
 CONFIG_DIR = PROJECT_ROOT / "kernel_patches" / "configs"
+SELFTESTS_FRAGMENT = "tree:tools/testing/selftests/net/mptcp/config"
 VARIANTS = {
-    "normal": ("base", "net", "mptcp", "kunit", "lkdtm"),
-    "debug": ("base", "net", "mptcp", "kunit", "lkdtm", "debug"),
+    "normal": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", "kunit", "lkdtm"),
+    "debug": ("tree:kernel/configs/debug.config", SELFTESTS_FRAGMENT,
+              "base", "net", "mptcp", "kunit", "lkdtm", "debug"),
     # proves a series changes nothing when MPTCP is compiled out (invoke patches.check)
     "no-mptcp": ("base", "net", "no-mptcp"),
 }
@@ -26,6 +35,8 @@ ITEM = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.+)$")
 NOT_SET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 ARCH = "x86_64"
 CONFIG_TIMEOUT = 300.0
+TREE = "tree:"
+TREE_OPTIONS_NOT_TAKEN = "mlab-tree-options-not-taken"
 
 
 class ConfigDropped(KernelError):
@@ -46,23 +57,56 @@ def parse(text: str, origin: str) -> dict[str, str]:
     return values
 
 
-def requested(variant: str, items: list[str] = (), config_dir: Path = CONFIG_DIR
-              ) -> dict[str, str]:
-    """Everything the variant's fragments and the --config-item flags ask for."""
+@dataclass(frozen=True)
+class Wanted:
+    """The options a build asks for, and which of them only the tree's own fragments named."""
+
+    values: dict[str, str]
+    from_tree: frozenset[str] = frozenset()
+
+    def __getitem__(self, key: str) -> str:
+        return self.values[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+
+def requested(variant: str, items: list[str] = (), config_dir: Path = CONFIG_DIR,
+              tree: Path | None = None) -> Wanted:
+    """Everything the variant's fragments and the --config-item flags ask for.
+
+    Without `tree`, the tree's own fragments are left out (what we ask for, alone)."""
     if variant not in VARIANTS:
         raise KernelError(f"unknown --variant {variant!r}: use one of {', '.join(VARIANTS)}")
-    values: dict[str, str] = {}
+    from_tree: dict[str, str] = {}
+    ours: dict[str, str] = {}
     for name in VARIANTS[variant]:
-        path = config_dir / f"{name}.config"
-        values.update(parse(path.read_text(), str(path)))
+        if name.startswith(TREE):
+            if tree is not None:
+                from_tree.update(tree_fragment(tree, name.removeprefix(TREE)))
+        else:
+            path = config_dir / f"{name}.config"
+            ours.update(parse(path.read_text(), str(path)))
     for item in items:
-        values.update(parse(item if item.startswith("CONFIG_") else f"CONFIG_{item}",
-                            "--config-item"))
-    return values
+        ours.update(parse(item if item.startswith("CONFIG_") else f"CONFIG_{item}",
+                          "--config-item"))
+    return Wanted({**from_tree, **ours}, frozenset(from_tree.keys() - ours.keys()))
 
 
-def fingerprint(values: dict[str, str]) -> str:
-    text = "\n".join(f"{k}={v}" for k, v in sorted(values.items()))
+def tree_fragment(tree: Path, relative: str) -> dict[str, str]:
+    """A fragment the kernel tree ships, its modules built in; a tree without it gives none."""
+    path = tree / relative
+    if not path.is_file():
+        return {}
+    values = parse(path.read_text(), str(path))
+    return {key: "y" if value == "m" else value for key, value in values.items()}
+
+
+def fingerprint(wanted: Wanted) -> str:
+    text = "\n".join(f"{k}={v}" for k, v in sorted(wanted.values.items()))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -73,22 +117,34 @@ def dropped(wanted: dict[str, str], actual: dict[str, str]) -> list[str]:
             if actual.get(key, "n") != value]
 
 
-def configure(tree: Path, build_dir: Path, wanted: dict[str, str]) -> None:
-    """Write build_dir/.config from allnoconfig + wanted; fail naming any dropped option."""
+def configure(tree: Path, build_dir: Path, wanted: Wanted) -> list[str]:
+    """Write build_dir/.config from allnoconfig + wanted; fail naming any of our options
+    that was dropped. Returns the tree's own options that were not taken (also written to
+    build_dir/TREE_OPTIONS_NOT_TAKEN)."""
     build_dir.mkdir(parents=True, exist_ok=True)
     merged = build_dir / "mlab-requested.config"
     merged.write_text("".join(f"{k}={v}\n" if v != "n" else f"# {k} is not set\n"
-                              for k, v in sorted(wanted.items())))
+                              for k, v in sorted(wanted.values.items())))
     make = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={ARCH}"]
     run([*make, f"KCONFIG_ALLCONFIG={merged}", "allnoconfig"], timeout=CONFIG_TIMEOUT)
     run([*make, "olddefconfig"], timeout=CONFIG_TIMEOUT)
-    lost = dropped(wanted, parse_config(build_dir / ".config"))
+    actual = parse_config(build_dir / ".config")
+    ours = {k: v for k, v in wanted.values.items() if k not in wanted.from_tree}
+    lost = dropped(ours, actual)
     if lost:
         raise ConfigDropped(
             f"{len(lost)} requested kernel option(s) did not survive olddefconfig (unmet "
             f"dependencies or a typo): {', '.join(lost)}. Check them in "
             f"kernel_patches/configs/ or your --config-item; 'make O={build_dir} menuconfig' "
             f"shows what each depends on")
+    not_taken = dropped({k: wanted.values[k] for k in wanted.from_tree}, actual)
+    (build_dir / TREE_OPTIONS_NOT_TAKEN).write_text("".join(f"{o}\n" for o in not_taken))
+    return not_taken
+
+
+def tree_options_not_taken(build_dir: Path) -> list[str]:
+    path = build_dir / TREE_OPTIONS_NOT_TAKEN
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def parse_config(path: Path) -> dict[str, str]:

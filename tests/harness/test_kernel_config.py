@@ -18,12 +18,58 @@ def test_normal_variant_asks_for_mptcp_kunit_lkdtm_and_netem():
     assert wanted["CONFIG_MODULES"] == "n" and "CONFIG_KASAN" not in wanted
 
 
-def test_debug_variant_adds_the_checkers():
-    wanted = kconfig.requested("debug")
-    for option in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_NET",
-                   "CONFIG_DEBUG_KMEMLEAK", "CONFIG_NET_NS_REFCNT_TRACKER",
-                   "CONFIG_PANIC_ON_OOPS"):
-        assert wanted[option] == "y", option
+def kernel_tree(tmp_path, debug_config: str):
+    tree = tmp_path / "linux"
+    (tree / "kernel" / "configs").mkdir(parents=True)
+    (tree / "kernel" / "configs" / "debug.config").write_text(debug_config)
+    return tree
+
+
+def test_debug_variant_has_the_checkers_even_from_a_tree_without_a_debug_config(tmp_path):
+    for tree in (None, tmp_path):
+        wanted = kconfig.requested("debug", tree=tree)
+        for option in ("CONFIG_KASAN", "CONFIG_PROVE_LOCKING", "CONFIG_DEBUG_NET",
+                       "CONFIG_DEBUG_KMEMLEAK", "CONFIG_NET_NS_REFCNT_TRACKER",
+                       "CONFIG_PANIC_ON_OOPS"):
+            assert wanted[option] == "y", option
+            assert option not in wanted.from_tree
+
+
+def test_the_trees_fragments_come_first_and_ours_on_top(tmp_path):
+    tree = kernel_tree(tmp_path, "CONFIG_UBSAN=y\nCONFIG_MODULES=y\nCONFIG_NF_TABLES=m\n"
+                                 "# CONFIG_BOOTPARAM_HUNG_TASK_PANIC is not set\n"
+                                 "CONFIG_DEBUG_KMEMLEAK_AUTO_SCAN=y\nCONFIG_GONE_SINCE=y\n")
+    wanted = kconfig.requested("debug", tree=tree)
+    assert wanted["CONFIG_UBSAN"] == "y" and wanted["CONFIG_GONE_SINCE"] == "y"
+    assert wanted["CONFIG_MODULES"] == "n"  # ours: no modules
+    assert wanted["CONFIG_BOOTPARAM_HUNG_TASK_PANIC"] == "y"  # ours: a hang panics
+    assert wanted["CONFIG_DEBUG_KMEMLEAK_AUTO_SCAN"] == "n"  # ours: the settle step scans
+    assert wanted.from_tree == {"CONFIG_UBSAN", "CONFIG_GONE_SINCE"}
+    assert "CONFIG_UBSAN" not in kconfig.requested("normal", tree=tree).values
+
+
+def test_a_trees_module_is_built_in(tmp_path):
+    tree = tmp_path / "linux"
+    (tree / "tools/testing/selftests/net/mptcp").mkdir(parents=True)
+    (tree / "tools/testing/selftests/net/mptcp/config").write_text(
+        "CONFIG_NET_SCH_FQ=m\nCONFIG_INET_MPTCP_DIAG=m\n")
+    wanted = kconfig.requested("normal", tree=tree)
+    assert wanted["CONFIG_NET_SCH_FQ"] == "y" and "CONFIG_NET_SCH_FQ" in wanted.from_tree
+    assert wanted["CONFIG_INET_MPTCP_DIAG"] == "y"
+    assert "CONFIG_INET_MPTCP_DIAG" not in wanted.from_tree  # ours too: must be taken
+
+
+def test_what_the_tree_asks_for_and_this_kernel_lacks_is_listed_not_fatal(tmp_path, fake_make,
+                                                                           monkeypatch):
+    tree = kernel_tree(tmp_path, "CONFIG_UBSAN=y\nCONFIG_DEBUG_VM_VMACACHE=y\n")
+    monkeypatch.setenv("FAKE_MAKE_DROP", "CONFIG_DEBUG_VM_VMACACHE")
+    build_dir = tmp_path / "build"
+    not_taken = kconfig.configure(tree, build_dir, kconfig.requested("debug", tree=tree))
+    assert not_taken == ["CONFIG_DEBUG_VM_VMACACHE=y (got not set)"]
+    assert kconfig.tree_options_not_taken(build_dir) == not_taken
+    monkeypatch.setenv("FAKE_MAKE_DROP", "CONFIG_DEBUG_VM_VMACACHE,CONFIG_KASAN")
+    with pytest.raises(kconfig.ConfigDropped, match=r"1 requested .*CONFIG_KASAN=y \(got not"):
+        kconfig.configure(tree, build_dir, kconfig.requested("debug", tree=tree))
 
 
 def test_unknown_variant_is_named_with_the_known_ones():

@@ -1,11 +1,8 @@
-"""What the configuration fragments ask for: the MPTCP selftests' needs (built in), what
-virtme-ng needs to boot and end a run, and nothing that needs a module install."""
-
-from pathlib import Path
+"""What the configuration fragments ask for: the MPTCP selftests' needs (from the tree),
+what virtme-ng needs to boot and end a run, and nothing that needs a module install."""
 
 from harness.kernel import kconfig
 
-DATA = Path(__file__).parent / "data" / "kernel"
 # What virtme-ng 1.42 relies on in the guest: virtio devices, its consoles, the host
 # filesystem over 9p or virtiofs, overlays for writable directories, and ACPI so that its
 # final 'poweroff -f' ends QEMU instead of halting the guest forever.
@@ -18,26 +15,29 @@ def test_every_fragment_line_parses_and_each_variant_resolves():
     for path in sorted(kconfig.CONFIG_DIR.glob("*.config")):
         kconfig.parse(path.read_text(), str(path))  # raises naming file:line otherwise
     for variant, fragments in kconfig.VARIANTS.items():
-        assert all((kconfig.CONFIG_DIR / f"{name}.config").exists() for name in fragments)
-        assert kconfig.requested(variant)
+        ours = [name for name in fragments if not name.startswith(kconfig.TREE)]
+        assert all((kconfig.CONFIG_DIR / f"{name}.config").exists() for name in ours)
+        assert kconfig.requested(variant).values
 
 
-def test_the_mptcp_selftests_needs_are_all_built_in():
-    """tools/testing/selftests/net/mptcp/config of 6.12 (a copy in tests/harness/data):
-    what it wants as a module we want built in, as the VM installs no modules."""
-    wanted = kconfig.requested("normal")
-    selftests = kconfig.parse((DATA / "mptcp-selftests-6.12.config").read_text(), "selftests")
-    missing = [f"{k}={v}" for k, v in selftests.items()
-               if wanted.get(k) != ("y" if v == "m" else v)]
-    assert missing == []
+def test_each_variant_that_runs_selftests_takes_the_trees_selftest_config():
+    """The tree's tools/testing/selftests/net/mptcp/config, whatever the tree: a newer
+    tree's selftests bring what they need."""
+    for variant in ("normal", "debug"):
+        assert kconfig.SELFTESTS_FRAGMENT in kconfig.VARIANTS[variant]
+    assert "tree:kernel/configs/debug.config" in kconfig.VARIANTS["debug"]
 
 
-def test_virtme_ng_can_boot_it_and_no_option_is_a_module():
+def test_virtme_ng_can_boot_it_and_no_option_is_a_module(tmp_path):
+    tree = tmp_path / "linux"
+    (tree / "kernel" / "configs").mkdir(parents=True)
+    (tree / "kernel" / "configs" / "debug.config").write_text(
+        "CONFIG_MODULES=y\nCONFIG_DUMMY_DEBUG=m\n# CONFIG_VIRTIO is not set\n")
     for variant in kconfig.VARIANTS:
-        wanted = kconfig.requested(variant)
+        wanted = kconfig.requested(variant, tree=tree)
         assert [o for o in VIRTME_NEEDS if wanted.get(f"CONFIG_{o}") != "y"] == [], variant
         assert wanted["CONFIG_MODULES"] == "n"
-        assert [k for k, v in wanted.items() if v == "m"] == []
+        assert [k for k, v in wanted.values.items() if v == "m"] == []
 
 
 def test_the_base_is_lean():
@@ -45,4 +45,4 @@ def test_the_base_is_lean():
     for option in ("CONFIG_SOUND", "CONFIG_DRM", "CONFIG_USB_SUPPORT"):
         assert wanted[option] == "n", option
     assert not any(k.startswith(("CONFIG_KASAN", "CONFIG_DEBUG_INFO_DWARF")) and v == "y"
-                   for k, v in wanted.items())
+                   for k, v in wanted.values.items())
