@@ -244,7 +244,7 @@ def _boot_options(cache, image=None, cpus=2, memory="2G", timeout=None, append=(
 
     image = Path(image) if image else kernel_build.last_image(cache)
     return machine.BootOptions(image=image, cpus=int(cpus), memory=memory,
-                               timeout=float(timeout or machine.BOOT_TIMEOUT),
+                               timeout=float(timeout or machine.boot_timeout_for(image)),
                                append=tuple(append or ()))
 
 
@@ -252,7 +252,7 @@ def _boot_options(cache, image=None, cpus=2, memory="2G", timeout=None, append=(
     "image": "the kernel image to boot (default: the last one `invoke build` built)",
     "cpus": "guest CPUs",
     "memory": "guest memory (QEMU syntax, e.g. 2G)",
-    "timeout": "seconds to wait for the guest's SSH prompt",
+    "timeout": "seconds to wait for the guest's SSH prompt (default 60; 180 for a KASAN kernel)",
     "append": "an extra kernel command-line option (repeatable)",
 })
 def boot(c, image=None, cpus=2, memory="2G", timeout=None, append=None):

@@ -42,3 +42,11 @@ def uts_version(image: Path) -> str | None:
         if line.startswith("#define UTS_VERSION "):
             return line.split(" ", 2)[2].strip().strip('"')
     return None
+
+
+def is_sanitized(image: Path) -> bool:
+    """Whether the build of `image` has KASAN (a debug kernel: slow to boot and to run)."""
+    build_dir = build_dir_of(image)
+    config = build_dir / ".config" if build_dir else None
+    return config is not None and config.exists() and \
+        "CONFIG_KASAN=y" in config.read_text().splitlines()

@@ -35,7 +35,6 @@ from harness.vm.ssh import CommandTimeout
 
 VM_NAME = "repro"
 REPORTS = PROJECT_ROOT / "reports"
-DEBUG_BOOT_TIMEOUT = 180.0
 COMPILE_TIMEOUT = 300.0
 
 
@@ -145,7 +144,8 @@ def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
                   built: kernel_build.BuildResult, cache: Path, options: ReproOptions,
                   report_dir: Path, binaries: dict[str, str]) -> Verdict:
     """The runs of a bundle on a kernel already built (bisect builds its own)."""
-    boot = machine.BootOptions(image=Path(built.record.image), timeout=DEBUG_BOOT_TIMEOUT)
+    image = Path(built.record.image)
+    boot = machine.BootOptions(image=image, timeout=machine.boot_timeout_for(image))
     holder = ReproVm(boot, cache)
     try:
         vm = holder.get()

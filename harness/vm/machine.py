@@ -34,6 +34,7 @@ from pathlib import Path
 
 from harness import interrupts
 from harness.errors import HarnessError
+from harness.kernel import layout
 from harness.kernel.layout import record_path_of, uts_version
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
@@ -52,6 +53,11 @@ GUEST_SCRIPT = Path(__file__).with_name("guest-sshd")
 GUEST_MAC = "52:54:00:6d:6c:01"
 DEFAULT_NAME = "vm"  # the user's VM: invoke boot, exec, shell, test, halt
 BOOT_TIMEOUT = 60.0
+DEBUG_BOOT_TIMEOUT = 180.0  # KASAN, kmemleak and friends under emulation: measured 45-70 s
+
+
+def boot_timeout_for(image: Path) -> float:
+    return DEBUG_BOOT_TIMEOUT if layout.is_sanitized(image) else BOOT_TIMEOUT
 SYNC_TIMEOUT = 10.0
 WARM_TIMEOUT = 180.0  # the guest's Python importing the toolkit over 9p, under emulation
 LAST_LINES = 25

@@ -150,3 +150,17 @@ def test_a_user_tree_is_identified_by_commit_and_uncommitted_changes(tmp_path):
     (tree / ".config").write_text("CONFIG_MPTCP=y\n")
     with pytest.raises(KernelError, match="built in place.*mrproper"):
         user_tree(tree)
+
+
+def test_a_kasan_kernel_gets_the_longer_boot_timeout(tmp_path):
+    from harness.kernel.layout import IMAGE
+    from harness.vm import machine
+
+    image = tmp_path / "build" / IMAGE
+    image.parent.mkdir(parents=True)
+    assert machine.boot_timeout_for(image) == machine.BOOT_TIMEOUT  # no .config: not ours
+    (tmp_path / "build" / ".config").write_text("CONFIG_MPTCP=y\n")
+    assert machine.boot_timeout_for(image) == machine.BOOT_TIMEOUT
+    (tmp_path / "build" / ".config").write_text("CONFIG_MPTCP=y\nCONFIG_KASAN=y\n")
+    assert machine.boot_timeout_for(image) == machine.DEBUG_BOOT_TIMEOUT
+    assert machine.boot_timeout_for(tmp_path / "bzImage") == machine.BOOT_TIMEOUT
