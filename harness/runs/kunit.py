@@ -32,7 +32,8 @@ def available_suites(vm) -> list[str]:
 def run_suite(vm, suite: str) -> ScriptResult:
     """Run one suite again and return its results (a splat during it is a failure too)."""
     start = time.monotonic()
-    report = vm.run(["sh", "-c", RUN_AND_READ, "kunit", f"{DEBUGFS}/{suite}"], RUN_TIMEOUT)
+    report = vm.run(["sh", "-c", RUN_AND_READ, "kunit", f"{DEBUGFS}/{suite}"],
+                    RUN_TIMEOUT * vm.slowdown)
     if report.returncode != 0:
         raise KunitError(f"running KUnit suite {suite} through {DEBUGFS} failed:\n"
                          f"{report.stdout}")

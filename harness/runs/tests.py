@@ -31,8 +31,8 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     record = vm.build_record_path()
     env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
            **({BUILD_RECORD_ENV: str(record)} if record else {})}
-    report = vm.run_module(module, args, GUEST_TEST_TIMEOUT, output=_echo, cwd=PROJECT_ROOT,
-                           env=env)
+    report = vm.run_module(module, args, GUEST_TEST_TIMEOUT * vm.slowdown, output=_echo,
+                           cwd=PROJECT_ROOT, env=env)
     code = report.returncode
     if code == PYTEST_NO_TESTS:
         raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"

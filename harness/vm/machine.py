@@ -39,7 +39,7 @@ from harness.kernel.layout import record_path_of, uts_version
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
 from harness.run import Result
-from harness.vm import accel, decode, oracle, settle, warm
+from harness.vm import accel, decode, oracle, settle, ssh, warm
 from harness.vm.ssh import (
     ConnectionLost,
     Guest,
@@ -60,6 +60,9 @@ def boot_timeout_for(image: Path) -> float:
     return DEBUG_BOOT_TIMEOUT if layout.is_sanitized(image) else BOOT_TIMEOUT
 SYNC_TIMEOUT = 10.0
 WARM_TIMEOUT = 180.0  # the guest's Python importing the toolkit over 9p, under emulation
+# A KASAN kernel (the debug variant: kmemleak, lockdep, UBSAN, slub debug) under emulation
+# runs a process start 4-7 times slower than ours (python3 -c pass: 7 s against 1.2 s)
+SANITIZED_SLOWDOWN = 5.0
 LAST_LINES = 25
 LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
 # Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
@@ -351,6 +354,7 @@ class Vm:
         self.console = Path(state.console)
         self._guest: Guest | None = None
         self._sync_serial = 0
+        self.slowdown = SANITIZED_SLOWDOWN if layout.is_sanitized(Path(state.image)) else 1.0
 
     # ---- the console ----
     def console_size(self) -> int:
@@ -369,6 +373,7 @@ class Vm:
         """Return once SSH works; fail with the last console lines if the VM exits, panics
         or stays silent past the timeout."""
         deadline = time.monotonic() + timeout
+        attempt_timeout = ssh.CONNECT_TIMEOUT  # grows: a slow guest needs longer per attempt
         while True:
             if process is not None and process.poll() is not None or not _alive(self.state.pid):
                 raise BootFailed(f"the VM exited while booting\n{self._console_tail()}")
@@ -377,12 +382,13 @@ class Vm:
                 raise BootFailed(f"the kernel panicked while booting\n{self._console_tail()}")
             try:
                 self._guest = Guest(self.state.ssh_port, Path(self.state.client_key),
-                                    self.state.host_public_key)
+                                    self.state.host_public_key, attempt_timeout)
                 return
             except Exception as err:  # noqa: BLE001 - paramiko raises many kinds
                 if time.monotonic() > deadline:
                     raise BootFailed(f"no SSH prompt from the VM within {timeout:.0f} s "
                                      f"({type(err).__name__})\n{self._console_tail()}") from None
+                attempt_timeout = min(ssh.CONNECT_TIMEOUT_MAX, attempt_timeout * 1.25)
                 time.sleep(0.1)
 
     def _console_tail(self) -> str:
@@ -494,11 +500,12 @@ class Vm:
         start = shlex.join(warm.server_argv(sys.executable))
         self.guest.run(["sh", "-c", f"cd {shlex.quote(str(PROJECT_ROOT))} && setsid {start} "
                         f"> {shlex.quote(str(log))} 2>&1 < /dev/null &"], SYNC_TIMEOUT)
-        deadline = time.monotonic() + WARM_TIMEOUT
+        timeout = WARM_TIMEOUT * self.slowdown
+        deadline = time.monotonic() + timeout
         while self.guest.run(["test", "-S", warm.SOCKET], SYNC_TIMEOUT).status != 0:
             if time.monotonic() > deadline:
                 raise VmError(f"the guest's warm Python did not start within "
-                              f"{WARM_TIMEOUT:.0f} s; its log ({log}):\n"
+                              f"{timeout:.0f} s; its log ({log}):\n"
                               f"{log.read_text(errors='replace') if log.exists() else ''}")
             time.sleep(0.5)
 

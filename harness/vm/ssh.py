@@ -34,6 +34,7 @@ logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 GUEST_USER = "root"
 CONNECT_TIMEOUT = 2.0
+CONNECT_TIMEOUT_MAX = 30.0  # a debug kernel's guest sshd takes seconds to start a session
 TERM_GRACE_S = 10  # a command given SIGTERM may clean up (a test: its namespaces) this long
 KILL_TIMEOUT = TERM_GRACE_S + 5.0
 PGID_DIR = "/run"  # the guest's own tmpfs
@@ -94,7 +95,8 @@ def free_local_port() -> int:
 class Guest:
     """An SSH session to the guest on 127.0.0.1:port."""
 
-    def __init__(self, port: int, client_key: Path, host_public_key: str):
+    def __init__(self, port: int, client_key: Path, host_public_key: str,
+                 connect_timeout: float = CONNECT_TIMEOUT):
         self.port = port
         self.client = paramiko.SSHClient()
         key_type, key_data = host_public_key.split()[:2]
@@ -103,8 +105,8 @@ class Guest:
         self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         self.client.connect("127.0.0.1", port=port, username=GUEST_USER,
                             pkey=paramiko.Ed25519Key.from_private_key_file(str(client_key)),
-                            look_for_keys=False, allow_agent=False, timeout=CONNECT_TIMEOUT,
-                            banner_timeout=CONNECT_TIMEOUT, auth_timeout=CONNECT_TIMEOUT)
+                            look_for_keys=False, allow_agent=False, timeout=connect_timeout,
+                            banner_timeout=connect_timeout, auth_timeout=connect_timeout)
         self.client.get_transport().set_keepalive(5)
         self._serial = 0
 
