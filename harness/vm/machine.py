@@ -402,7 +402,7 @@ class Vm:
     @property
     def guest(self) -> Guest:
         if self._guest is None or not self._guest.alive():
-            self.wait_for_ssh(SYNC_TIMEOUT)
+            self.wait_for_ssh(SYNC_TIMEOUT * self.slowdown)
         return self._guest
 
     # ---- what it runs, and files both ways ----
