@@ -131,20 +131,13 @@ def netns(mptcp_kernel):
 
 
 @pytest.fixture
-def topology(request, mptcp_kernel):
+def topology(mptcp_kernel):
     """Factory: topology("two-paths") builds a shipped topology (or a loaded Topology).
 
     Every topology built in a test is torn down at the end of it, in reverse order. Keyword
     arguments are per-host sysctls, e.g. topology("two-paths", server={"net.mptcp.pm_type": 1}).
-    Rate limits are scaled to what the kernel can carry (the `link_scale` fixture).
     """
-    from harness.topology import (
-        build,
-        has_rate_limits,
-        load_named,
-        with_rates_scaled,
-        with_sysctls,
-    )
+    from harness.topology import build, load_named, with_sysctls
 
     with ExitStack() as stack:
         def make(spec, **host_sysctls):
@@ -152,31 +145,9 @@ def topology(request, mptcp_kernel):
                 spec = load_named(spec)
             if host_sysctls:
                 spec = with_sysctls(spec, host_sysctls)
-            if has_rate_limits(spec):
-                spec = with_rates_scaled(spec, request.getfixturevalue("link_scale"))
             return stack.enter_context(build(spec))
 
         yield make
-
-
-_link_scale = None  # measured once per session, when a test first needs it
-
-
-@pytest.fixture(scope="session")
-def link_scale() -> float:
-    """The factor on every rate limit and paced rate: 1 unless this kernel is too slow for
-    the topologies' rates (see harness.capacity); measured once, printed in the summary."""
-    global _link_scale
-    from harness import capacity
-
-    require_mptcp()
-    _link_scale = capacity.measure()
-    return _link_scale.factor
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _link_scale is not None:
-        terminalreporter.write_line(_link_scale.describe())
 
 
 @pytest.fixture

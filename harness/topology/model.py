@@ -101,21 +101,3 @@ def with_sysctls(topo: Topology, per_host: dict[str, dict[str, int | str]]) -> T
     hosts = {name: replace(host, sysctls={**host.sysctls, **per_host.get(name, {})})
              for name, host in topo.hosts.items()}
     return replace(topo, hosts=hosts)
-
-
-def with_rates_scaled(topo: Topology, factor: float) -> Topology:
-    """A copy of topo whose rate-limited links carry `factor` times their rate."""
-    from dataclasses import replace
-
-    def scaled(link: Link) -> Link:
-        if link.impair is None or link.impair.rate_bit is None:
-            return link
-        return replace(link, impair=replace(link.impair,
-                                            rate_bit=max(1, round(link.impair.rate_bit * factor))))
-
-    return replace(topo, links=tuple(scaled(link) for link in topo.links))
-
-
-def has_rate_limits(topo: Topology) -> bool:
-    return any(link.impair is not None and link.impair.rate_bit is not None
-               for link in topo.links)

@@ -126,34 +126,33 @@ def test_the_scheduler_sysctl_refuses_an_unknown_name(netns, built_with):
     assert sysctl.read("net.mptcp.scheduler", netns) == "default"
 
 
-def paced_split(topology, built_with, link_scale, name: str, scheduler: str) -> dict[str, int]:
-    """A paced application on topology `name` with `scheduler`: the split over subflows.
-    The pace scales with the links (a slow debug kernel runs both slower)."""
+def paced_split(topology, built_with, name: str, scheduler: str) -> dict[str, int]:
+    """A paced application on topology `name` with `scheduler`: the split over subflows."""
     topo = with_scheduler(topology, built_with, name, scheduler)
-    rate_bit = round(PACED_RATE_BIT * link_scale)
-    _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS, rate_bit=rate_bit)
-    show(f"{scheduler}, {name}, {rate_bit / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
+    _result, split, wire = measured_transfer(topo, seconds=PACED_SECONDS,
+                                             rate_bit=PACED_RATE_BIT)
+    show(f"{scheduler}, {name}, {PACED_RATE_BIT / 1e6:g} Mbit/s for {PACED_SECONDS:g} s",
          split, wire)
     assert_wire_agrees(topo, split, wire)
     return split
 
 
 def test_roundrobin_takes_turns_where_the_default_scheduler_keeps_one_subflow(
-        topology, built_with, link_scale):
+        topology, built_with):
     """A paced application on two equal paths, with roundrobin, then with the default
     scheduler. (Bulk data splits evenly under both: it cannot tell them apart.)
 
     Measured in the VM (TCG, 2 vCPUs), 4 Mbit/s for 5 s, 3 runs: roundrobin's smaller share
     0.487-0.492; the default scheduler's larger share 0.988-0.997."""
-    turns = shares(paced_split(topology, built_with, link_scale, "two-paths", "roundrobin"))
-    default = shares(paced_split(topology, built_with, link_scale, "two-paths", "default"))
+    turns = shares(paced_split(topology, built_with, "two-paths", "roundrobin"))
+    default = shares(paced_split(topology, built_with, "two-paths", "default"))
     print(f"\nroundrobin {turns}, default {default}")
     assert min(turns.values()) >= ROUNDROBIN_MIN_SHARE, f"roundrobin: {turns}"
     assert max(default.values()) >= DEFAULT_EQUAL_PATHS_MIN_MAJORITY, f"default: {default}"
 
 
 def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default_does(
-        topology, built_with, link_scale):
+        topology, built_with):
     """A paced application on asymmetric-paths (80 ms first subflow, 10 ms join), with
     minrtt, then with the default scheduler.
 
@@ -162,8 +161,8 @@ def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default
     80 ms path 0.027 with minrtt (the data sent before the join), 0.120-0.145 with the
     default scheduler."""
     require_netem()
-    minrtt = shares(paced_split(topology, built_with, link_scale, "asymmetric-paths", "minrtt"))
-    default = shares(paced_split(topology, built_with, link_scale, "asymmetric-paths", "default"))
+    minrtt = shares(paced_split(topology, built_with, "asymmetric-paths", "minrtt"))
+    default = shares(paced_split(topology, built_with, "asymmetric-paths", "default"))
     print(f"\nslow path: minrtt {minrtt[SLOW_PATH_ADDR]:.3f}, "
           f"default {default[SLOW_PATH_ADDR]:.3f}")
     assert minrtt[SLOW_PATH_ADDR] <= MINRTT_SLOW_MAX_SHARE, f"minrtt: {minrtt}"
