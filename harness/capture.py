@@ -27,6 +27,9 @@ LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 1, 113, 276
 TCP_FLAG_NAMES = "FSRPAUEC"
 SNAPLEN = 200  # enough for Ethernet + IPv6 + a full TCP header with options
 READY_TIMEOUT = 10.0
+DRAIN_QUIET = 0.25  # s without the pcap growing: tcpdump has written what it saw
+DRAIN_POLL = 0.05
+DRAIN_TIMEOUT = 3.0
 
 
 class CaptureError(HarnessError):
@@ -238,6 +241,7 @@ class Capture:
         """Stop tcpdump (idempotent); segments() then sees every captured packet."""
         if self._proc is None:
             return
+        self._wait_drained()
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
@@ -247,6 +251,20 @@ class Capture:
         if self._proc.stderr is not None:
             self._proc.stderr.close()
         self._proc = None
+
+    def _wait_drained(self) -> None:
+        """Wait until the pcap stops growing: tcpdump drops what it has not read yet when
+        it is terminated, and on a busy machine it may not have run since the last packet
+        (the host's CI lost the closing RST of a test that way)."""
+        deadline, last, quiet_since = time.monotonic() + DRAIN_TIMEOUT, -1, time.monotonic()
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            now = time.monotonic()
+            if size != last:
+                last, quiet_since = size, now
+            elif now - quiet_since >= DRAIN_QUIET:
+                return
+            time.sleep(DRAIN_POLL)
 
     def __exit__(self, *exc) -> None:
         self.stop()
