@@ -216,6 +216,7 @@ def build(c, tree=None, patches=None, no_patches=False, variant="normal", config
     from pathlib import Path
 
     from harness.kernel import build as kernel_build
+    from harness.kernel import kconfig
 
     request = kernel_build.BuildRequest(
         cache=cache_dir(c.config.get("cache_dir")), tree=tree,
@@ -230,7 +231,7 @@ def build(c, tree=None, patches=None, no_patches=False, variant="normal", config
         raise _fail(exc) from None
     what = "up to date" if result.log is None else f"built (log: {result.log})"
     print(f"kernel {what}: {result.record.image}")
-    if not_taken := kernel_build.kconfig.tree_options_not_taken(result.build_dir):
+    if not_taken := kconfig.tree_options_not_taken(result.build_dir):
         print(f"note: {len(not_taken)} option(s) of the kernel's own config fragments are not "
               f"in this build (not in this tree, or against our base): {', '.join(not_taken)}")
     kernel_build.remember_last_image(request.cache, Path(result.record.image))

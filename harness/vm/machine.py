@@ -54,10 +54,6 @@ GUEST_MAC = "52:54:00:6d:6c:01"
 DEFAULT_NAME = "vm"  # the user's VM: invoke boot, exec, shell, test, halt
 BOOT_TIMEOUT = 60.0
 DEBUG_BOOT_TIMEOUT = 180.0  # KASAN, kmemleak and friends under emulation: measured 45-70 s
-
-
-def boot_timeout_for(image: Path) -> float:
-    return DEBUG_BOOT_TIMEOUT if layout.is_sanitized(image) else BOOT_TIMEOUT
 SYNC_TIMEOUT = 10.0
 WARM_TIMEOUT = 180.0  # the guest's Python importing the toolkit over 9p, under emulation
 # A KASAN kernel (the debug variant: kmemleak, lockdep, UBSAN, slub debug) under emulation
@@ -71,6 +67,10 @@ LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post
 KUNIT_CMDLINE = ("kunit.enable=1", "kunit.filter_glob=mptcp*")
 LOUD_CMDLINE = ("oops=panic", "softlockup_panic=1", "hung_task_panic=1",
                 "sysrq_always_enabled=1", "printk.devkmsg=on", "net.ifnames=0")
+
+
+def boot_timeout_for(image: Path) -> float:
+    return DEBUG_BOOT_TIMEOUT if layout.is_sanitized(image) else BOOT_TIMEOUT
 
 
 class VmError(HarnessError):

@@ -53,10 +53,11 @@ def test_a_trees_module_is_built_in(tmp_path):
     (tree / "tools/testing/selftests/net/mptcp").mkdir(parents=True)
     (tree / "tools/testing/selftests/net/mptcp/config").write_text(
         "CONFIG_NET_SCH_FQ=m\nCONFIG_INET_MPTCP_DIAG=m\n")
-    wanted = kconfig.requested("normal", tree=tree)
-    assert wanted["CONFIG_NET_SCH_FQ"] == "y" and "CONFIG_NET_SCH_FQ" in wanted.from_tree
-    assert wanted["CONFIG_INET_MPTCP_DIAG"] == "y"
-    assert "CONFIG_INET_MPTCP_DIAG" not in wanted.from_tree  # ours too: must be taken
+    for variant in ("normal", "debug"):  # both run the selftests
+        wanted = kconfig.requested(variant, tree=tree)
+        assert wanted["CONFIG_NET_SCH_FQ"] == "y" and "CONFIG_NET_SCH_FQ" in wanted.from_tree
+        assert wanted["CONFIG_INET_MPTCP_DIAG"] == "y"
+        assert "CONFIG_INET_MPTCP_DIAG" not in wanted.from_tree  # ours too: must be taken
 
 
 def test_what_the_tree_asks_for_and_this_kernel_lacks_is_listed_not_fatal(tmp_path, fake_make,

@@ -20,14 +20,6 @@ def test_every_fragment_line_parses_and_each_variant_resolves():
         assert kconfig.requested(variant).values
 
 
-def test_each_variant_that_runs_selftests_takes_the_trees_selftest_config():
-    """The tree's tools/testing/selftests/net/mptcp/config, whatever the tree: a newer
-    tree's selftests bring what they need."""
-    for variant in ("normal", "debug"):
-        assert kconfig.SELFTESTS_FRAGMENT in kconfig.VARIANTS[variant]
-    assert "tree:kernel/configs/debug.config" in kconfig.VARIANTS["debug"]
-
-
 def test_virtme_ng_can_boot_it_and_no_option_is_a_module(tmp_path):
     tree = tmp_path / "linux"
     (tree / "kernel" / "configs").mkdir(parents=True)
