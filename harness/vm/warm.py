@@ -12,6 +12,13 @@ the server kills the child's group.
 
 The server is single-threaded (fork and threads do not mix): one poll loop over the
 listening socket and the clients' connections; children are reaped with os.waitpid.
+
+Once it listens, the server writes a manifest (MANIFEST, in the VM's exchange directory,
+which the host reads directly): its pid, the host's time when it was launched, and every
+file it imported. The host checks it before each command instead of asking the guest:
+when a file changed after the launch (a test helper edited while the VM is up), the
+server's modules are stale and the host starts a new server. A client that finds no
+server runs the command in a Python of its own: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 SOCKET = "/run/mptcp-lab-warm.sock"
+MANIFEST = "warm.json"
 PRELOAD = ("harness.repro.guest", "harness.topology", "harness.mptcp.pm", "harness.traffic",
            "pytest", "harness.pytest_plugin")
 MAX_REQUEST = 1 << 20
@@ -37,10 +48,13 @@ MAX_REQUEST = 1 << 20
 # only what that interpreter starts fast with.
 CLIENT = r"""
 import array, json, os, socket, sys
-path, module, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+path, python, module, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 cwd, env = os.getcwd(), dict(os.environ)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(path)
+try:
+    s.connect(path)
+except OSError:
+    os.execv(python, [python, "-m", module, *args])
 request = json.dumps({"module": module, "args": args, "cwd": cwd, "env": env}).encode()
 s.sendmsg([request + b"\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
 reply = b""
@@ -53,14 +67,45 @@ sys.exit(int(reply))
 """
 
 
-def client_argv(module: str, args: list[str], socket_path: str = SOCKET) -> list[str]:
+def client_argv(python: str, module: str, args: list[str], socket_path: str = SOCKET
+                ) -> list[str]:
     """`python -m module args` as run by the warm server, in the client's directory and
-    environment."""
-    return ["python3", "-S", "-E", "-c", CLIENT, socket_path, module, *args]
+    environment (by `python` itself when no server answers)."""
+    return ["python3", "-S", "-E", "-c", CLIENT, socket_path, python, module, *args]
 
 
-def server_argv(python: str, socket_path: str = SOCKET) -> list[str]:
-    return [python, "-m", "harness.vm.warm", socket_path]
+def server_argv(python: str, manifest: Path, socket_path: str = SOCKET) -> list[str]:
+    """The server's command; `manifest` is written once it serves (see the module's doc),
+    with the time of this call as its launch time."""
+    return [python, "-m", "harness.vm.warm", socket_path, str(manifest), str(time.time_ns())]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a started server wrote: its pid, its launch time (host clock), its files."""
+
+    pid: int
+    launched_ns: int
+    files: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(int(data["pid"]), int(data["launched_ns"]), tuple(data["files"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # absent, or not completely written yet
+
+    def changed_files(self) -> list[str]:
+        """The files the server imported that changed (or went) since it was launched."""
+        changed = []
+        for name in self.files:
+            try:
+                if os.stat(name).st_mtime_ns > self.launched_ns:
+                    changed.append(name)
+            except OSError:
+                changed.append(name)
+        return changed
 
 
 # ---- the server, in the guest ----
@@ -90,6 +135,7 @@ def _child(request: dict, fds: list[int]) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir(request["cwd"])
+        sys.path[0] = request["cwd"]  # as `python -m` started there would have it
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = [request["module"], *request["args"]]
@@ -118,7 +164,19 @@ def _status_of(wait_status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def serve(path: str) -> None:
+def _imported_files() -> list[str]:
+    files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+    return sorted({name for name in files if isinstance(name, str) and os.path.isabs(name)})
+
+
+def _write_manifest(path: Path, launched_ns: int) -> None:
+    data = {"pid": os.getpid(), "launched_ns": launched_ns, "files": _imported_files()}
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data))
+    partial.replace(path)  # the host never reads half of it
+
+
+def serve(path: str, manifest: Path | None = None, launched_ns: int = 0) -> None:
     for module in PRELOAD:
         importlib.import_module(module)
     with contextlib.suppress(FileNotFoundError):
@@ -127,6 +185,8 @@ def serve(path: str) -> None:
     listener.bind(path)
     listener.listen(16)
     children: dict[int, socket.socket] = {}  # pid -> its client's connection
+    if manifest is not None:
+        _write_manifest(manifest, launched_ns)
     print(f"warm: serving on {path}", flush=True)
     while True:
         watched = [listener, *children.values()]
@@ -170,5 +230,8 @@ def _reap(children: dict[int, socket.socket]) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1] if len(sys.argv) > 1 else SOCKET)
+    if len(sys.argv) == 4:
+        serve(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        serve(sys.argv[1] if len(sys.argv) > 1 else SOCKET)
     sys.exit(0)
