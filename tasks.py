@@ -317,7 +317,7 @@ def shell(c):
     raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
-BENCHMARKS = ("throughput", "boot", "build", "bisect")
+BENCHMARKS = ("throughput", "boot", "loop", "build", "bisect")
 BISECT_BUNDLE = "repros/pm-rm-endp-id-avail"
 
 
@@ -325,7 +325,8 @@ BISECT_BUNDLE = "repros/pm-rm-endp-id-avail"
             "runs": "runs per case (the median is reported); per commit for bisect",
             "bundle": f"the bundle whose revert --only bisect bisects (default {BISECT_BUNDLE})"})
 def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
-    """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH; kernel
+    """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH, the
+    overhead of a guest command and of `test -k ONE` on a booted VM; kernel
     build times only with --only build; a bisection over a demo tree of 8 commits around a
     real fix's revert only with --only bisect."""
     if only is not None and only not in BENCHMARKS:
@@ -343,6 +344,13 @@ def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
             cache = _cache(c)
             print(f"boot of {last_image(cache)} ({runs} runs each):")
             for result in boot_times.measure(last_image(cache), cache, runs=int(runs)):
+                print(result.line())
+        if only in (None, "loop"):
+            from harness.bench import loop_times
+
+            cache = _cache(c)
+            print(f"the edit-test loop on a booted VM of {last_image(cache)} ({runs} runs):")
+            for result in loop_times.measure(last_image(cache), cache, runs=int(runs)):
                 print(result.line())
         if only == "build":  # tens of minutes: only when asked for by name
             for line in build_times.measure(_cache(c)):

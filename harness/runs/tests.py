@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
-from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, pytest_argv
+from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, files_selected, pytest_argv
 from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
 
 GUEST_TEST_TIMEOUT = 3600.0
@@ -25,7 +25,8 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     in the console fail the run."""
     guest_junit = vm.exchange_dir / "junit.xml"
     guest_junit.unlink(missing_ok=True)
-    python, _m, module, *args = pytest_argv(paths, keyword, guest_junit,
+    selected = files_selected(paths, keyword) if keyword else paths
+    python, _m, module, *args = pytest_argv(selected, keyword, guest_junit,
                                             ("-p", "no:cacheprovider", "-W",
                                              "ignore::pytest.PytestAssertRewriteWarning"))
     record = vm.build_record_path()

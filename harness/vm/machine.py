@@ -354,6 +354,7 @@ class Vm:
         self.console = Path(state.console)
         self._guest: Guest | None = None
         self._sync_serial = 0
+        self._release_and_version: tuple[str, str] | None = None
         self.slowdown = SANITIZED_SLOWDOWN if layout.is_sanitized(Path(state.image)) else 1.0
 
     # ---- the console ----
@@ -454,13 +455,21 @@ class Vm:
         """Fail unless the guest runs the very build of self.image (its link time): a
         verdict about a kernel must not come from another one."""
         expected = uts_version(self.image)
-        actual = self.guest.run(["uname", "-v"], SYNC_TIMEOUT).output.strip()
+        actual = self._uname()[1]
         if expected is not None and actual != expected:
             raise VmError(f"the VM runs kernel {actual!r}, not the build of {self.image} "
                           f"({expected!r}): halt it and boot again")
 
     def kernel_release(self) -> str:
-        return self.guest.run(["uname", "-r"], SYNC_TIMEOUT).output.strip()
+        return self._uname()[0]
+
+    def _uname(self) -> tuple[str, str]:
+        """The running kernel's release and version (`uname -r`, `uname -v`), asked once."""
+        if self._release_and_version is None:
+            answer = self.guest.run(["uname", "-r", "-v"], SYNC_TIMEOUT).output.strip()
+            release, _, version = answer.partition(" ")
+            self._release_and_version = (release, version)
+        return self._release_and_version
 
     # ---- commands under the oracle ----
     def run(self, argv: Sequence[str], timeout: float, output: Output | None = None,
@@ -472,13 +481,14 @@ class Vm:
         command = guest_command(argv, cwd, env)
         start = self.console_size()
         namespaces = self.named_namespaces()
+        marker = self._next_marker()
         try:
             result = self.guest.run(command, timeout, output,
                                     before_kill=lambda: self._blocked_tasks_dump(start))
-            settled = self.guest.run(settle.argv(namespaces), settle.TIMEOUT)
+            settled = self.guest.run(settle.argv(namespaces, mark=marker), settle.TIMEOUT)
         except ConnectionLost as err:
             raise self._death(str(err), start) from None
-        self.sync_console()
+        self._wait_for_marker(marker, start)
         splats = oracle.find_splats(self.console_since(start))
         return CommandReport(list(map(str, argv)), result.status, result.output, "",
                              splats + settle.splats(settled.status, settled.output),
@@ -490,24 +500,34 @@ class Vm:
         """`python -m module args` in the guest, forked from its warm Python (see warm.py):
         the project's imports are paid once per boot, not once per command."""
         self._ensure_warm()
-        return self.run(warm.client_argv(module, [str(a) for a in args]), timeout, output,
-                        cwd=cwd or PROJECT_ROOT, env=env)
+        return self.run(warm.client_argv(sys.executable, module, [str(a) for a in args]),
+                        timeout, output, cwd=cwd or PROJECT_ROOT, env=env)
 
     def _ensure_warm(self) -> None:
-        if self.guest.run(["test", "-S", warm.SOCKET], SYNC_TIMEOUT).status == 0:
-            return
+        """Start the guest's warm Python unless its manifest says it serves, with modules
+        as they are now on disk (checked here, without a round trip to the guest)."""
+        manifest_path = self.exchange_dir / warm.MANIFEST
+        manifest = warm.Manifest.load(manifest_path)
+        if manifest is not None:
+            changed = manifest.changed_files()
+            if not changed:
+                return
+            print(f"vm: restarting the guest's warm Python: {changed[0]} changed",
+                  file=sys.stderr)
+            manifest_path.unlink()
+            self.guest.run(["kill", str(manifest.pid)], SYNC_TIMEOUT)
         log = self.exchange_dir / "warm.log"
-        start = shlex.join(warm.server_argv(sys.executable))
+        start = shlex.join(warm.server_argv(sys.executable, manifest_path))
         self.guest.run(["sh", "-c", f"cd {shlex.quote(str(PROJECT_ROOT))} && setsid {start} "
                         f"> {shlex.quote(str(log))} 2>&1 < /dev/null &"], SYNC_TIMEOUT)
         timeout = WARM_TIMEOUT * self.slowdown
         deadline = time.monotonic() + timeout
-        while self.guest.run(["test", "-S", warm.SOCKET], SYNC_TIMEOUT).status != 0:
+        while warm.Manifest.load(manifest_path) is None:
             if time.monotonic() > deadline:
                 raise VmError(f"the guest's warm Python did not start within "
                               f"{timeout:.0f} s; its log ({log}):\n"
                               f"{log.read_text(errors='replace') if log.exists() else ''}")
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     def named_namespaces(self) -> list[str]:
         listing = self.guest.run(["ls", "-1", "/run/netns"], SYNC_TIMEOUT)
@@ -520,10 +540,17 @@ class Vm:
     def sync_console(self) -> None:
         """Write a marker to /dev/kmsg and wait for it on the console: everything the kernel
         logged before it is then in the console file."""
-        self._sync_serial += 1
-        marker = f"{oracle.MARKER_PREFIX} sync {os.getpid()}-{self._sync_serial}"
-        start = self.console_size()
+        marker, start = self._next_marker(), self.console_size()
         self.guest.run(["sh", "-c", 'echo "$1" > /dev/kmsg', "sync", marker], SYNC_TIMEOUT)
+        self._wait_for_marker(marker, start)
+
+    def _next_marker(self) -> str:
+        self._sync_serial += 1
+        return f"{oracle.MARKER_PREFIX} sync {os.getpid()}-{self._sync_serial}"
+
+    def _wait_for_marker(self, marker: str, start: int) -> None:
+        """Wait until the console, from offset `start`, shows the line `marker` that the
+        guest wrote to /dev/kmsg."""
         deadline = time.monotonic() + SYNC_TIMEOUT
         while not any(line.endswith(marker) for line in self.console_since(start)):
             if time.monotonic() > deadline:

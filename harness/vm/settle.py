@@ -15,12 +15,13 @@ from pathlib import Path
 from harness.vm import oracle
 
 SCRIPT = Path(__file__).with_name("guest-settle")
-TIMEOUT = 120.0  # namespaces to go (10 s), two netns cleanups, two kmemleak scans
+TIMEOUT = 120.0  # namespaces to go (10 s), two netns cleanups, kfree_rcu drain, two scans
 NETNS_DIR = Path("/run/netns")
 
 
-def argv(namespaces_before: list[str]) -> list[str]:
-    return [str(SCRIPT), *namespaces_before]
+def argv(namespaces_before: list[str], mark: str | None = None) -> list[str]:
+    """The settle step's command; with `mark`, it writes that line to /dev/kmsg last."""
+    return [str(SCRIPT), *(("--mark", mark) if mark else ()), *namespaces_before]
 
 
 def splats(status: int, output: str) -> list[oracle.Splat]:
