@@ -1,0 +1,25 @@
+"""The bundles shipped in repros/: each one loads, its patches read as a series, and its C
+reproducers compile (as `invoke repro` compiles them, static)."""
+
+import pytest
+
+from harness.kernel.patches import read_series
+from harness.paths import PROJECT_ROOT
+from harness.repro.bundle import load
+from harness.runs.repro import compile_c_steps
+
+SHIPPED = sorted(p.parent for p in (PROJECT_ROOT / "repros").glob("*/repro.toml"))
+
+
+def test_there_are_shipped_bundles():
+    assert len(SHIPPED) >= 4, SHIPPED
+
+
+@pytest.mark.parametrize("directory", SHIPPED, ids=lambda p: p.name)
+def test_a_shipped_bundle_loads_and_its_parts_are_usable(directory, tmp_path):
+    bundle = load(directory)
+    assert bundle.fix and bundle.origin, "a shipped bundle names its fix and its origin"
+    if bundle.kernel.patches is not None:
+        assert read_series(bundle.kernel.patches), f"{bundle.kernel.patches} has no patch"
+    binaries = compile_c_steps(bundle, tmp_path / "bin")
+    assert all(path.endswith(step) for step, path in binaries.items())
