@@ -8,32 +8,17 @@ accelerator is chosen once (the KVM probe is not part of what is measured).
 from __future__ import annotations
 
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
+from harness.bench import Timings
 from harness.errors import HarnessError
 from harness.vm import machine
 
 VNG_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class BootResult:
-    case: str
-    runs_s: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs_s)
-
-    def line(self) -> str:
-        runs = ", ".join(f"{r:.2f}" for r in self.runs_s)
-        return f"{self.case:>34}: median {self.median:6.2f} s  (runs: {runs})"
 
 
 def _boot_to_ssh(image: Path, accel: str, scratch: Path) -> float:
@@ -68,10 +53,10 @@ def _vng_exec_cycle(image: Path, accel: str) -> float:
     return elapsed
 
 
-def measure(image: Path, cache: Path, runs: int = 5) -> list[BootResult]:
+def measure(image: Path, cache: Path, runs: int = 5) -> list[Timings]:
     accel = machine.choose_accel(image, cache)
     with tempfile.TemporaryDirectory(prefix="bench-boot-", dir=cache) as scratch:
         ours = [_boot_to_ssh(image, accel, Path(scratch)) for _ in range(runs)]
     vng = [_vng_exec_cycle(image, accel) for _ in range(runs)]
-    return [BootResult(f"invoke boot to usable SSH ({accel})", ours),
-            BootResult(f"vng --exec 'uname -r' cycle ({accel})", vng)]
+    return [Timings(f"invoke boot to usable SSH ({accel})", ours),
+            Timings(f"vng --exec 'uname -r' cycle ({accel})", vng)]

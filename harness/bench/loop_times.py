@@ -11,13 +11,12 @@ A VM is booted in a scratch state directory (a VM the user has up is left alone)
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
+from harness.bench import Timings
 from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
 from harness.runs import full
@@ -25,20 +24,6 @@ from harness.vm import machine
 
 ONE_TEST = "test_ipproto_mptcp_gives_an_mptcp_connection"
 COMMAND_TIMEOUT = 600.0
-
-
-@dataclass(frozen=True)
-class LoopResult:
-    case: str
-    runs_s: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs_s)
-
-    def line(self) -> str:
-        runs = ", ".join(f"{r:.2f}" for r in self.runs_s)
-        return f"{self.case:>44}: median {self.median:6.2f} s  (runs: {runs})"
 
 
 def _timed(action) -> float:
@@ -64,7 +49,7 @@ def _one_test(vm) -> tuple[float, float]:
     return wall, sum(float(case.get("time", 0)) for case in cases)
 
 
-def measure(image: Path, cache: Path, runs: int = 5) -> list[LoopResult]:
+def measure(image: Path, cache: Path, runs: int = 5) -> list[Timings]:
     accel = machine.choose_accel(image, cache)
     with tempfile.TemporaryDirectory(prefix="bench-loop-", dir=cache) as scratch:
         try:
@@ -74,8 +59,9 @@ def measure(image: Path, cache: Path, runs: int = 5) -> list[LoopResult]:
             tests = [_one_test(vm) for _ in range(runs)]
         finally:
             machine.halt(Path(scratch))
-    return [LoopResult(f"first Python command of a boot ({accel})", [first]),
-            LoopResult("guest command `true`, settle included", commands),
-            LoopResult(f"`test -k {ONE_TEST[:20]}...`, wall", [wall for wall, _ in tests]),
-            LoopResult("  of which the test itself (pytest)", [own for _, own in tests]),
-            LoopResult("  overhead (wall - the test)", [wall - own for wall, own in tests])]
+    width = 44
+    return [Timings(f"first Python command of a boot ({accel})", [first], width),
+            Timings("guest command `true`, settle included", commands, width),
+            Timings(f"`test -k {ONE_TEST[:20]}...`, wall", [wall for wall, _ in tests], width),
+            Timings("  of which the test itself (pytest)", [own for _, own in tests], width),
+            Timings("  overhead (wall - the test)", [wall - own for wall, own in tests], width)]
