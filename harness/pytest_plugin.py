@@ -116,6 +116,17 @@ def mptcp_kernel():
 
 
 @pytest.fixture
+def netem(mptcp_kernel):
+    """Skip unless the running kernel has the netem qdisc, for link delays and loss (the
+    host's may not; ours has it, and in our VM a skip is a failure)."""
+    from harness.topology import kernel_has_netem
+
+    if not kernel_has_netem():
+        pytest.skip("the running kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) for link "
+                    "delays")
+
+
+@pytest.fixture
 def netns(mptcp_kernel):
     """A fresh, empty network namespace (loopback up), removed after the test."""
     from pyroute2 import IPRoute

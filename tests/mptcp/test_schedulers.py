@@ -13,7 +13,6 @@ from harness import sysctl, traffic
 from harness.mptcp.sockets import mptcp_info
 from harness.run import run
 from harness.sysctl import SysctlError
-from harness.topology import impair
 from harness.wait import wait_until
 
 MB = 1_000_000
@@ -45,11 +44,6 @@ def require_scheduler(built_with, name: str) -> None:
     if name != "default":
         built_with(PATCHES[name], lambda: None if name in available_schedulers()
                    else f"no {name!r} in net.mptcp.available_schedulers")
-
-
-def require_netem() -> None:
-    if not impair.kernel_has_netem():
-        pytest.skip("the running kernel has no netem qdisc (CONFIG_NET_SCH_NETEM) for link delays")
 
 
 def with_scheduler(topology, built_with, name: str, scheduler: str):
@@ -152,7 +146,7 @@ def test_roundrobin_takes_turns_where_the_default_scheduler_keeps_one_subflow(
 
 
 def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default_does(
-        topology, built_with):
+        topology, built_with, netem):
     """A paced application on asymmetric-paths (80 ms first subflow, 10 ms join), with
     minrtt, then with the default scheduler.
 
@@ -160,7 +154,6 @@ def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default
     the slow one. Measured in the VM (TCG, 2 vCPUs), 4 Mbit/s for 5 s, 3 runs: share of the
     80 ms path 0.027 with minrtt (the data sent before the join), 0.120-0.145 with the
     default scheduler."""
-    require_netem()
     minrtt = shares(paced_split(topology, built_with, "asymmetric-paths", "minrtt"))
     default = shares(paced_split(topology, built_with, "asymmetric-paths", "default"))
     print(f"\nslow path: minrtt {minrtt[SLOW_PATH_ADDR]:.3f}, "

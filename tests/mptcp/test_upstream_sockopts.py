@@ -284,7 +284,7 @@ def median(values: list[float]) -> float:
 
 
 @pytest.mark.parametrize("nodelay", [1, 0], ids=["nodelay", "nagle"])
-def test_tcp_nodelay_turns_nagle_off_on_every_subflow(topology, pm, capture, nodelay):
+def test_tcp_nodelay_turns_nagle_off_on_every_subflow(topology, pm, capture, netem, nodelay):
     """Bursts of small writes (BURST writes of SMALL_WRITE bytes, written in much less than
     a round trip of RTT_S) spread over both subflows. With TCP_NODELAY set on the MPTCP
     socket before the join, each subflow sends each write as it comes: a burst's segments
