@@ -5,6 +5,9 @@
   with it ignored (a background job of a non-interactive shell ignores SIGINT, and Python
   then leaves it ignored: `kill -INT` to the process group did nothing).
 - `held()` blocks both signals while a cleanup runs: a second Ctrl-C waits for it.
+- A KeyboardInterrupt raised where Python cannot propagate it (a finalizer, a weakref
+  callback: "Exception ignored in ...") would be lost, and the run would go on; it is
+  raised again, as SIGINT, at the next point that can take it.
 - `wait_for_child()` waits for a child process; interrupted, it passes the interrupt on
   once and waits (signals held) for the child to clean up, killing it only past a grace.
 """
@@ -37,12 +40,34 @@ def _interrupt(signum, _frame):
 
 
 def stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM raise KeyboardInterrupt in this process (main thread only)."""
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt in this process (main thread only),
+    and never lose one (see the module's doc)."""
     global _installed_in
     if threading.current_thread() is threading.main_thread():
         _installed_in = os.getpid()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _interrupt)
+        if not getattr(sys.unraisablehook, "redelivers_interrupts", False):
+            sys.unraisablehook = _redelivering(sys.unraisablehook)
+
+
+REDELIVERY_DELAY_S = 0.05  # long enough for the finalizer to have returned
+
+
+def _redelivering(previous):
+    """An unraisable-exception hook that reports as `previous` does, then has a lost
+    KeyboardInterrupt raised again: SIGINT, sent from a thread a moment later, so that the
+    main thread takes it outside the finalizer (sent from here, it would be raised in this
+    hook, and lost the same way)."""
+    def hook(unraisable) -> None:
+        previous(unraisable)
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and os.getpid() == _installed_in:
+            resend = threading.Timer(REDELIVERY_DELAY_S, os.kill, (os.getpid(), signal.SIGINT))
+            resend.daemon = True
+            resend.start()
+
+    hook.redelivers_interrupts = True
+    return hook
 
 
 @contextmanager

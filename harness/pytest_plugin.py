@@ -201,6 +201,7 @@ def capture(mptcp_kernel):
 _kernel_log = None
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own unraisable-exception hook, to wrap it
 def pytest_configure(config):
     interrupts.stop_on_signals()  # SIGTERM tears the fixtures down as Ctrl-C does
 
