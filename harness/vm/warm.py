@@ -176,7 +176,7 @@ def _write_manifest(path: Path, launched_ns: int) -> None:
     partial.replace(path)  # the host never reads half of it
 
 
-def serve(path: str, manifest: Path | None = None, launched_ns: int = 0) -> None:
+def serve(path: str, manifest: Path, launched_ns: int) -> None:
     for module in PRELOAD:
         importlib.import_module(module)
     with contextlib.suppress(FileNotFoundError):
@@ -185,8 +185,7 @@ def serve(path: str, manifest: Path | None = None, launched_ns: int = 0) -> None
     listener.bind(path)
     listener.listen(16)
     children: dict[int, socket.socket] = {}  # pid -> its client's connection
-    if manifest is not None:
-        _write_manifest(manifest, launched_ns)
+    _write_manifest(manifest, launched_ns)
     print(f"warm: serving on {path}", flush=True)
     while True:
         watched = [listener, *children.values()]
@@ -230,8 +229,5 @@ def _reap(children: dict[int, socket.socket]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4:
-        serve(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))
-    else:
-        serve(sys.argv[1] if len(sys.argv) > 1 else SOCKET)
+    serve(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))  # as server_argv() gives them
     sys.exit(0)

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -149,11 +149,34 @@ class Failover:
     stall: float  # the receiver's longest stall from the moment the rules went in
     dropped: dict[str, int]  # by the rules, per chain
     moved: dict[str, int]  # the client's MIB counters
+    stale_after: float | None = None  # seconds from the rules to SubflowStale, if watched
+
+
+@contextmanager
+def stale_watch(mib, ns: str, since: list) -> Iterator[list[float]]:
+    """While the block runs, a thread polls ns's SubflowStale every STALE_POLL_S; yields a
+    list that gets the first moment (monotonic) it moved once `since` holds something."""
+    baseline, moved, done = mib(ns).get("SubflowStale"), [], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set() and not moved:
+            if since and mib(ns).get("SubflowStale") > baseline:
+                moved.append(time.monotonic())
+            done.wait(STALE_POLL_S)
+
+    with ThreadPoolExecutor(1) as pool:
+        watcher = pool.submit(watch)
+        try:
+            yield moved
+        finally:
+            done.set()
+            watcher.result()
 
 
 def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: int,
-                                 **client_sysctls) -> Failover:
-    """`total` bytes from the client on two-paths; `path` black-holed after 4 MB."""
+                                 watch_stale: bool = False, **client_sysctls) -> Failover:
+    """`total` bytes from the client on two-paths; `path` black-holed after 4 MB. With
+    watch_stale, the time from the black hole to SubflowStale is measured too."""
     topo = topology("two-paths", client=client_sysctls)
     client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
     before, holes = mib(client), []
@@ -163,7 +186,8 @@ def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: in
             holes.append((black_hole(client, path), time.monotonic()))
 
     with accepted(server, addr) as (port, conn), \
-            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(1) as pool:
+            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(1) as pool, \
+            (stale_watch(mib, client, holes) if watch_stale else nullcontext([])) as stale_at:
         receiving = pool.submit(receive_timed, conn.result(timeout=30)[0])
         sender = traffic.Sender(sock)
         sender.send(nbytes=traffic.CHUNK)  # the client's PM joins once data went through
@@ -172,7 +196,8 @@ def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: in
         end = sender.finish()
         nbytes, sha256, growth = receiving.result(timeout=60)
     (hole, since), moved = holes[0], before.delta(mib(client))
-    seen = Failover(nbytes, sha256, end, longest_stall(growth, since), hole.dropped(), moved)
+    seen = Failover(nbytes, sha256, end, longest_stall(growth, since), hole.dropped(), moved,
+                    stale_at[0] - since if stale_at else None)
     print(f"\n{path} black-holed {client_sysctls}: longest stall {seen.stall:.3f} s, dropped "
           f"{seen.dropped}, subflows {acked_by_subflow_end(end)}, MIB {moved}")
     assert nbytes == end.nbytes == total and sha256 == end.sha256
@@ -318,39 +343,10 @@ def test_connection_survives_the_loss_of_its_initial_subflow_path(topology, pm, 
 
 
 def seconds_to_stale(topology, black_hole, mib, loss_cnt: int) -> float | None:
-    """STALE_TRANSFER bytes from the client; eth1 black-holed after 4 MB: seconds from the
-    black hole until SubflowStale moved (polled every STALE_POLL_S by a thread of its own),
-    None if it never did."""
-    topo = topology("two-paths", client={"net.mptcp.stale_loss_cnt": loss_cnt})
-    client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
-    holes, stale_at, done = [], [], threading.Event()
-    baseline = mib(client).get("SubflowStale")
-
-    def watch() -> None:
-        while not done.is_set() and not stale_at:
-            if holes and mib(client).get("SubflowStale") > baseline:
-                stale_at.append(time.monotonic())
-            done.wait(STALE_POLL_S)
-
-    def hole_at_4mb(sent: int) -> None:
-        if sent >= 4 * MB and not holes:
-            black_hole(client, "eth1")
-            holes.append(time.monotonic())
-
-    with accepted(server, addr) as (port, conn), \
-            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(2) as pool:
-        receiving = pool.submit(receive_timed, conn.result(timeout=30)[0])
-        watcher = pool.submit(watch)
-        sender = traffic.Sender(sock)
-        sender.send(nbytes=traffic.CHUNK)
-        wait_subflows(sock, 2)
-        sender.send(nbytes=STALE_TRANSFER, on_progress=hole_at_4mb)
-        end = sender.finish()
-        nbytes, sha256, _growth = receiving.result(timeout=60)
-        done.set()
-        watcher.result()
-    assert nbytes == end.nbytes and sha256 == end.sha256
-    return stale_at[0] - holes[0] if stale_at else None
+    """Seconds from eth1's black hole to SubflowStale (None: never) in a STALE_TRANSFER."""
+    return transfer_across_a_black_hole(topology, black_hole, mib, "eth1", STALE_TRANSFER,
+                                        watch_stale=True,
+                                        **{"net.mptcp.stale_loss_cnt": loss_cnt}).stale_after
 
 
 def test_stale_loss_cnt_sets_how_soon_a_dead_subflow_goes_stale(topology, black_hole, mib):
