@@ -31,6 +31,7 @@ from harness.mptcp.sockets import (
     open_socket,
     subflow_addrs,
     subflow_tcp_info,
+    unacked_bytes,
     wait_subflows,
 )
 from harness.mptcp.structs import MptcpInfo, SubflowAddrs, TcpInfo
@@ -105,13 +106,13 @@ def _kernel_view(sock: socket.socket, proto: int) -> tuple:
 
 
 def wait_all_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:
-    """Wait until the peer acknowledged at the MPTCP level every byte written so far."""
+    """Wait until the peer acknowledged at the MPTCP level every byte written so far.
 
-    def all_acked() -> bool:
-        info = mptcp_info(sock)
-        return info.bytes_acked >= info.bytes_sent
-
-    wait_until(all_acked, timeout, "the peer to acknowledge every byte sent")
+    Written, not sent: MPTCP_INFO's bytes_sent leaves out what still waits in the socket's
+    write queue for a subflow, so `bytes_acked >= bytes_sent` can hold with data unsent.
+    """
+    wait_until(lambda: unacked_bytes(sock) == 0, timeout,
+               "the peer to acknowledge every byte written")
 
 
 def wait_subflows_acked(sock: socket.socket, timeout: float = SOCKET_TIMEOUT) -> None:

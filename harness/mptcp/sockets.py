@@ -7,9 +7,11 @@ The subflow queries (MPTCP_TCPINFO, MPTCP_SUBFLOW_ADDRS, MPTCP_FULL_INFO) pass a
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import socket
 import struct
+import termios
 
 from harness.mptcp.constants import (
     IPPROTO_MPTCP,
@@ -75,6 +77,17 @@ def mptcp_info(sock: socket.socket) -> MptcpInfo:
     """MPTCP_INFO of an MPTCP socket."""
     data = sock.getsockopt(SOL_MPTCP, MPTCP_INFO, MptcpInfo.FORMAT.size)
     return MptcpInfo.decode(data)
+
+
+def unacked_bytes(sock: socket.socket) -> int:
+    """SIOCOUTQ: bytes the application wrote that the peer has not acknowledged yet.
+
+    On an MPTCP socket this is write_seq - snd_una at the data (MPTCP) level, so it counts
+    what still sits in the socket's write queue too, which MPTCP_INFO's bytes_sent does not.
+    """
+    buf = bytearray(struct.calcsize("i"))
+    fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)  # SIOCOUTQ is TIOCOUTQ
+    return struct.unpack("i", buf)[0]
 
 
 def _subflow_array(sock: socket.socket, optname: int, elem_size: int) -> list[bytes]:
