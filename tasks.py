@@ -51,13 +51,15 @@ SELFTEST_HELP = {
     "k": "only tests matching this pytest -k expression",
     "junit": "write a JUnit XML report to this path",
     "all": "also KUnit and the kernel's MPTCP selftests, in the same VM, one report",
+    "keep": "keep the evidence (pcaps, MIB deltas, output) of passing tests too",
     **SELFTEST_HELP,
 })
-def test(c, host=False, k=None, junit=None, all=False, only=None, expect_all_features=False,
-         retry_failed=0, timeout=None, verbose=False):
+def test(c, host=False, k=None, junit=None, all=False, keep=False, only=None,
+         expect_all_features=False, retry_failed=0, timeout=None, verbose=False):
     """Run the MPTCP behaviour tests (tests/mptcp) in the VM, or on this kernel with --host.
 
-    Without --host, a VM is booted for the run if none is up, and halted after.
+    Without --host, a VM is booted for the run if none is up, and halted after. A failed
+    test leaves its evidence in reports/test-<time>/<test>/.
     """
     from pathlib import Path
 
@@ -65,11 +67,12 @@ def test(c, host=False, k=None, junit=None, all=False, only=None, expect_all_fea
 
     junit = Path(junit).resolve() if junit else None
     if host:
-        _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target())
+        _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target(), evidence=True,
+                   keep_passing=keep)
         return
     selftests = _selftest_options(only, expect_all_features, retry_failed, timeout,
                                   verbose) if all else None
-    _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None)
+    _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None, keep_passing=keep)
 
 
 def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose):
@@ -79,7 +82,7 @@ def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
                                    int(timeout) if timeout else None, verbose)
 
 
-def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit):
+def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=False):
     """Boot (or reuse) the VM, run what was asked in it, report; exit non-zero on failure."""
     from harness.runs import full as fullrun
     from harness.vm import machine
@@ -87,7 +90,7 @@ def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit):
     cache = _cache(c)
     try:
         with machine.session(_boot_options(cache), cache) as vm:
-            run = fullrun.run_in_vm(vm, tests_dir, keyword, selftests, kunit)
+            run = fullrun.run_in_vm(vm, tests_dir, keyword, selftests, kunit, keep_passing)
     except HarnessError as exc:
         raise _fail(exc) from None
     code = fullrun.report(run, junit)
@@ -142,11 +145,12 @@ def oracle(c, junit=None):
                "oracle checks in VMs")
 
 
-def _run_tests(paths, keyword, junit, target):
+def _run_tests(paths, keyword, junit, target, evidence=False, keep_passing=False):
     from harness import testrun
 
     try:
-        outcome = testrun.run_pytest(paths, keyword, junit)
+        outcome = testrun.run_pytest(paths, keyword, junit, evidence=evidence,
+                                     keep_passing=keep_passing)
     except HarnessError as exc:
         raise _fail(exc) from None
     print(outcome.summary(target))

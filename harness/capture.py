@@ -197,17 +197,26 @@ class Capture:
     """tcpdump on one interface of a namespace while the block runs; segments() afterwards.
 
     tcpdump is started and waited for ("listening on") on entry and stopped on exit, also
-    when the block raises; the pcap lives in a temporary directory removed with the object.
+    when the block raises. The pcap is written to `path`, or by default into a temporary
+    directory that close() removes; max_packets caps its size (tcpdump -c).
     """
 
-    def __init__(self, ns: str | None, iface: str, bpf: tuple[str, ...] = ("tcp",)):
-        self.ns, self.iface, self.bpf = ns, iface, bpf
-        self._dir = tempfile.TemporaryDirectory(prefix="mlab-pcap-")
-        self.path = Path(self._dir.name) / f"{iface}.pcap"
+    def __init__(self, ns: str | None, iface: str, bpf: tuple[str, ...] = ("tcp",),
+                 path: Path | None = None, max_packets: int | None = None):
+        self.ns, self.iface, self.bpf, self.max_packets = ns, iface, bpf, max_packets
+        self._dir = None if path else tempfile.TemporaryDirectory(prefix="mlab-pcap-")
+        self.path = path or Path(self._dir.name) / f"{iface}.pcap"
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Capture:
-        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode",
+        self.start()
+        self.wait_ready()
+        return self
+
+    def start(self) -> None:
+        """Start tcpdump; wait_ready() then waits until it listens (start several first)."""
+        limit = ("-c", str(self.max_packets)) if self.max_packets else ()
+        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
                            "-s", str(SNAPLEN), "-i", self.iface, "-w", str(self.path),
                            *self.bpf], self.ns)
         try:
@@ -215,12 +224,13 @@ class Capture:
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except FileNotFoundError:
             raise ToolMissing("tcpdump") from None
+
+    def wait_ready(self) -> None:
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
-        return self
 
     def _wait_ready(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -237,11 +247,13 @@ class Capture:
         raise CaptureError(f"tcpdump on {self.iface} in {self.ns} did not start: "
                            f"{seen.decode(errors='replace').strip()}")
 
-    def stop(self) -> None:
-        """Stop tcpdump (idempotent); segments() then sees every captured packet."""
+    def stop(self, drain: bool = True) -> None:
+        """Stop tcpdump (idempotent); segments() then sees every captured packet, unless
+        drain is False: then packets tcpdump has not written yet are lost."""
         if self._proc is None:
             return
-        self._wait_drained()
+        if drain:
+            self._wait_drained()
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
@@ -273,5 +285,7 @@ class Capture:
         return read_pcap(self.path)
 
     def close(self) -> None:
+        """Stop, and remove the pcap if it lives in the capture's own temporary directory."""
         self.stop()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()

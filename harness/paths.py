@@ -8,6 +8,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY_DIR = PROJECT_ROOT / "topologies"
 TESTS_DIR = PROJECT_ROOT / "tests"
+REPORTS_DIR = PROJECT_ROOT / "reports"  # what runs leave for a user to read
 
 
 CHECKOUT_PARTS = ("topologies", "kernel_patches", "tests")

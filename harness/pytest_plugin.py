@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import PROJECT_PREFIX, interrupts
+from harness import PROJECT_PREFIX, evidence, interrupts
 from harness import netns as namespaces
 from harness.capture import Capture
 from harness.mptcp import mib as mib_counters
 from harness.netns import created_here
-from harness.vm import settle
+from harness.vm import oracle, settle
 from harness.vm.kmsg import BUILD_RECORD_ENV
 
 
@@ -142,11 +142,12 @@ def netns(mptcp_kernel):
 
 
 @pytest.fixture
-def topology(mptcp_kernel):
+def topology(request, mptcp_kernel):
     """Factory: topology("two-paths") builds a shipped topology (or a loaded Topology).
 
     Every topology built in a test is torn down at the end of it, in reverse order. Keyword
     arguments are per-host sysctls, e.g. topology("two-paths", server={"net.mptcp.pm_type": 1}).
+    When the run keeps evidence, the topology's links are captured and its MIBs recorded.
     """
     from harness.topology import build, load_named, with_sysctls
 
@@ -156,7 +157,11 @@ def topology(mptcp_kernel):
                 spec = load_named(spec)
             if host_sysctls:
                 spec = with_sysctls(spec, host_sysctls)
-            return stack.enter_context(build(spec))
+            topo = stack.enter_context(build(spec))
+            kept = evidence_of(request.node)
+            if kept is not None:
+                kept.watch_topology(stack, topo, lambda: failed_so_far(request.node))
+            return topo
 
         yield make
 
@@ -197,6 +202,51 @@ def capture(mptcp_kernel):
         yield start
 
 
+# ---- evidence: what a failed test leaves in the run's evidence directory ----
+EVIDENCE = pytest.StashKey[evidence.TestEvidence]()
+REPORTS = pytest.StashKey[list]()
+
+
+def evidence_of(item) -> evidence.TestEvidence | None:
+    """The test's evidence directory, made on first use; None when the run keeps none."""
+    if EVIDENCE not in item.stash:
+        root = evidence.run_directory()
+        if root is None:
+            return None
+        name = evidence.directory_name(*evidence.junit_names(item.nodeid))
+        item.stash[EVIDENCE] = evidence.TestEvidence(root / name)
+    return item.stash[EVIDENCE]
+
+
+def failed_so_far(item) -> bool:
+    return any(report.failed for report in item.stash.get(REPORTS, []))
+
+
+def keep_evidence(item, console: list[str]) -> None:
+    """At the end of a test: write its output (and console) and keep the directory if the
+    test failed or the run keeps everything; remove it otherwise."""
+    kept = evidence_of(item)
+    if kept is None:
+        return
+    kept.add("output.txt", output_text(item.stash.get(REPORTS, [])))
+    if console:
+        kept.add("console.txt", "\n".join(console) + "\n")
+    kept.finish(keep=failed_so_far(item) or evidence.keep_passing())
+
+
+def output_text(reports: list) -> str:
+    """A test as text: each phase's outcome and failure, then what it printed (the last
+    report's sections hold those of every phase)."""
+    parts = []
+    for report in reports:
+        parts.append(f"==== {report.when}: {report.outcome}\n")
+        if report.longreprtext:
+            parts.append(report.longreprtext + "\n")
+    if reports:
+        parts += [f"---- {title}\n{content}\n" for title, content in reports[-1].sections]
+    return "".join(parts)
+
+
 # ---- the kernel-health oracle, per test, when the tests run inside our VM ----
 _kernel_log = None
 
@@ -229,16 +279,24 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    if _kernel_log is None:
-        return
     report = outcome.get_result()
+    console = judge_by_kernel(item, call, report) if _kernel_log is not None else []
+    item.stash.setdefault(REPORTS, []).append(report)
+    if call.when == "teardown":
+        keep_evidence(item, console)
+
+
+def judge_by_kernel(item, call, report) -> list[str]:
+    """In our VM: an unexpected skip fails; at teardown, settle, and a splat or a leak fails
+    the test. Returns the kernel log of the test (at teardown; empty before)."""
     if report.skipped and not hasattr(report, "wasxfail") and EXPECTED_SKIP not in item.stash:
         report.outcome = "failed"  # in our VM every feature a test needs is there
         report.longrepr = f"unexpected skip in the VM: {skip_reason(report)}"
     if call.when != "teardown":
-        return
+        return []
     leaks, settle_report = settle.settle_here(item.stash.get(NAMESPACES_BEFORE, []))
-    splats = _kernel_log.splats() + leaks
+    console = _kernel_log.new_lines()
+    splats = oracle.find_splats(console) + leaks
     _kernel_log.mark(f"test end {item.nodeid}")
     if settle_report:
         report.sections.append(("settle", settle_report))
@@ -246,6 +304,7 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = (f"the kernel logged {len(splats)} splat(s) during this test or "
                            f"its settle step:\n\n" + "\n\n".join(s.text for s in splats))
+    return console
 
 
 def skip_reason(report) -> str:

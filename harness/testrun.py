@@ -6,6 +6,7 @@ pytest runs as a child process so its output streams as usual; the JUnit XML it 
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -28,12 +29,15 @@ class Outcome:
     errors: int
     skipped: int
     splats: tuple = ()  # kernel splats the console showed during a run in the VM
+    evidence: Path | None = None  # reports/test-<time>/: what the failed tests left
 
     def summary(self, target: str) -> str:
         text = (f"{target}: {self.passed} passed, {self.failed + self.errors} failed, "
                 f"{self.skipped} skipped")
         if self.splats:
             text += f", {len(self.splats)} kernel splat(s): " + "; ".join(map(str, self.splats))
+        if self.evidence is not None:
+            text += f"\nevidence (pcaps, MIB deltas, ss, console, output): {self.evidence}"
         return text
 
 
@@ -73,21 +77,30 @@ def count_results(junit: Path) -> tuple[int, int, int, int]:
 
 
 def run_pytest(paths: list[Path], keyword: str | None = None, junit: Path | None = None,
-               extra: tuple[str, ...] = ()) -> Outcome:
-    """Run pytest on paths; raise HarnessError when nothing at all was collected."""
+               extra: tuple[str, ...] = (), evidence: bool = False,
+               keep_passing: bool = False) -> Outcome:
+    """Run pytest on paths; raise HarnessError when nothing at all was collected.
+
+    With evidence, what failed tests (all tests with keep_passing) leave is kept under
+    reports/ (harness.evidence)."""
+    from harness import evidence as kept
+
     with tempfile.TemporaryDirectory(prefix="mlab-junit-") as tmp:
         junit_path = junit or Path(tmp) / "junit.xml"
         junit_path.parent.mkdir(parents=True, exist_ok=True)
+        written = Path(tmp) / "evidence"
+        env = {**os.environ, **(kept.pytest_env(written, keep_passing) if evidence else {})}
         # its own session: an interrupt reaches it once, from us, and it may clean up
         child = subprocess.Popen(pytest_argv(paths, keyword, junit_path, extra),
-                                 start_new_session=True)
+                                 start_new_session=True, env=env)
         code = interrupts.wait_for_child(child)
         if code == PYTEST_NO_TESTS:
             raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"
                                + (f" matching -k {keyword!r}" if keyword else ""))
         if not junit_path.exists():
             raise HarnessError(f"pytest exited with {code} before writing {junit_path}")
-        return Outcome(code, *count_results(junit_path))
+        report_dir = kept.finish_run(written, junit) if evidence else None
+        return Outcome(code, *count_results(junit_path), evidence=report_dir)
 
 
 def lint() -> int:

@@ -2,6 +2,9 @@
 
 A KUnit suite's cases are named "suite.case". An expected failure passes with a note in its
 <system-out>; a flaky script's cases carry a note and its <testsuite> a "flaky" property.
+A case that failed in an attempt other than the one reported carries, as Maven Surefire
+writes reruns (and CI viewers read them), a <flakyFailure> per such attempt when the script
+passed in the end, a <rerunFailure> when it failed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ NOT_IN_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def xml_text(text: str) -> str:
     """Text that XML 1.0 can carry: no ANSI escape sequences, no control characters."""
     return NOT_IN_XML.sub("", ANSI_ESCAPE.sub("", text))
+
+
+def attachment_lines(files) -> str:
+    """The JUnit attachment convention (Jenkins, GitLab): one [[ATTACHMENT|path]] a file."""
+    return "".join(f"[[ATTACHMENT|{path}]]\n" for path in files)
 
 
 def write_junit(path: Path, results: list[ScriptResult], suite_prefix: str = "selftests") -> None:
@@ -50,7 +58,7 @@ def _testsuite(result: ScriptResult, prefix: str) -> ET.Element:
         ET.SubElement(properties, "property", name="flaky", value="true")
     width = max([2, *(len(str(case.number)) for _, case in cases if case.number is not None)])
     for qualified, case in cases:
-        suite.append(_testcase(name, _case_name(qualified, case, width), case, result))
+        suite.append(_testcase(name, qualified, _case_name(qualified, case, width), case, result))
     if result.note:
         ET.SubElement(suite, "system-err").text = xml_text(result.note)
     return suite
@@ -61,7 +69,20 @@ def _case_name(qualified: str, case: Case, width: int) -> str:
     return qualified if case.number is None else f"{case.number:0{width}d} - {qualified}"
 
 
-def _testcase(classname: str, name: str, case: Case, result: ScriptResult) -> ET.Element:
+def _other_attempts(qualified: str, result: ScriptResult) -> list[ET.Element]:
+    """<flakyFailure>/<rerunFailure> for each other attempt in which this case failed."""
+    tag = "flakyFailure" if result.flaky else "rerunFailure"
+    elements = []
+    for attempt in result.failed_attempts:
+        for case in (c for q, c in leaves(attempt.cases) if q == qualified and c.status == "fail"):
+            element = ET.Element(tag, message=xml_text(case.reason or "failed"), type="failure")
+            ET.SubElement(element, "system-out").text = xml_text(case.output)
+            elements.append(element)
+    return elements
+
+
+def _testcase(classname: str, qualified: str, name: str, case: Case,
+              result: ScriptResult) -> ET.Element:
     element = ET.Element("testcase", {"classname": classname, "name": xml_text(name),
                                       "time": f"{case.duration_s or 0:.3f}"})
     notes = []
@@ -77,6 +98,9 @@ def _testcase(classname: str, name: str, case: Case, result: ScriptResult) -> ET
     if result.flaky:
         notes.append(f"flaky: the script failed on its first attempt and passed on a retry"
                      f"{f' ({result.note})' if result.note else ''}")
+    element.extend(_other_attempts(qualified, result))
+    if result.evidence and (case.status == "fail" or result.flaky):
+        notes.append(attachment_lines(result.evidence))
     if any(notes):
         ET.SubElement(element, "system-out").text = xml_text("\n\n".join(n for n in notes if n))
     return element

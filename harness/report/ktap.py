@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 KSFT_SKIP = 4  # kselftest exit code of a skipped script
 STOPPED = "no result: the output stopped before this test"
@@ -53,6 +54,9 @@ class ScriptResult:
     note: str = ""  # set by the runner: timeout, kernel splat, retries
     flaky: bool = False  # failed, then passed on a retry
     splats: tuple[str, ...] = ()  # the kernel splats (titles) logged while it ran
+    failed_attempts: tuple[ScriptResult, ...] = ()  # the other attempts, that failed, in order
+    console: str = ""  # the VM's console while it ran (and settled)
+    evidence: tuple[Path, ...] = ()  # files kept for a failed or flaky script
 
     def _count(self, *statuses: str) -> int:
         return sum(case.status in statuses for _, case in leaves(self.cases))

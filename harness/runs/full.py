@@ -44,14 +44,17 @@ class FullRun:
 
 
 def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
-              selftests: SelftestOptions | None, kunit: bool | None = None) -> FullRun:
-    """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests."""
+              selftests: SelftestOptions | None, kunit: bool | None = None,
+              keep_passing: bool = False) -> FullRun:
+    """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests.
+    keep_passing keeps the evidence of passing tests too (failed tests always leave it)."""
     vm.check_runs_its_image()
     run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.accel})")
     if tests_dir is not None:
         with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:
             junit = Path(scratch) / "pytest.xml"
-            run.pytest = test_runner.run_pytest_in_vm(vm, [tests_dir], keyword, junit)
+            run.pytest = test_runner.run_pytest_in_vm(vm, [tests_dir], keyword, junit,
+                                                     keep_passing)
             run.pytest_junit = junit.read_text()
         run.pytest_splats = [vm.decoded(s) for s in run.pytest.splats]
     if kunit if kunit is not None else selftests is not None:

@@ -20,12 +20,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from harness import backports
+from harness import backports, evidence
 from harness.errors import HarnessError
 from harness.kernel import build as kernel_build
 from harness.kernel import worktree
 from harness.kernel.selftests_build import build_selftests
-from harness.paths import PROJECT_ROOT
+from harness.paths import REPORTS_DIR
+from harness.report.junit import attachment_lines
 from harness.repro.bundle import Bundle, BundleError
 from harness.repro.guest import Plan
 from harness.repro.verdict import RunResult, StepOutcome, Verdict, judge, signature
@@ -34,7 +35,7 @@ from harness.vm import machine
 from harness.vm.ssh import CommandTimeout
 
 VM_NAME = "repro"
-REPORTS = PROJECT_ROOT / "reports"
+REPORTS = REPORTS_DIR
 COMPILE_TIMEOUT = 300.0
 
 
@@ -92,12 +93,9 @@ def compile_c_steps(bundle: Bundle, directory: Path) -> dict[str, str]:
 
 
 def new_report_dir(bundle: Bundle, root: Path = REPORTS) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    directory = root / f"repro-{bundle.name}-{stamp}"
-    suffix = 1
-    while directory.exists():
-        suffix += 1
-        directory = root / f"repro-{bundle.name}-{stamp}-{suffix}"
+    """reports/repro-<bundle>-<time>/, made; the bundle's older ones beyond the newest
+    KEEP_RUNS are removed."""
+    directory = evidence.run_directory_for(f"repro-{bundle.name}-", root)
     directory.mkdir(parents=True)
     return directory
 
@@ -248,7 +246,7 @@ def write_reports(verdict: Verdict, report_dir: Path, junit: Path | None) -> Non
 
 def junit_tree(verdict: Verdict, report_dir: Path) -> ET.ElementTree:
     """One test case for the verdict (failed when not as expected), one per run (its
-    result and evidence directory as an attachment)."""
+    result, and the files of its evidence directory as attachments)."""
     suite = ET.Element("testsuite", name=f"repro.{verdict.bundle.name}",
                        tests=str(len(verdict.runs) + 1),
                        failures="0" if verdict.as_expected else "1",
@@ -263,8 +261,9 @@ def junit_tree(verdict: Verdict, report_dir: Path) -> ET.ElementTree:
                                  name=f"run-{run_result.index:02d}",
                                  time=f"{run_result.duration_s:.1f}")
         evidence = report_dir / f"run-{run_result.index:02d}"
+        files = sorted(p for p in evidence.iterdir() if p.is_file()) if evidence.is_dir() else []
         ET.SubElement(run_case, "system-out").text = \
-            f"{run_result.line()}\n[[ATTACHMENT|{evidence}]]\n"
+            f"{run_result.line()}\n{attachment_lines(files)}"
     return ET.ElementTree(suite)
 
 

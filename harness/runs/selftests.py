@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness import evidence
 from harness.errors import HarnessError
 from harness.kernel.selftests_build import InstalledSuite
 from harness.report.ktap import Case, ScriptResult, parse_selftest
@@ -117,18 +118,21 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     kernel splatted fails and is never retried: most MPTCP warnings are WARN_ON_ONCE, so a
     rerun would pass and wash the splat away."""
     result = _attempt(vm, suite, slot, policy, output)
-    attempts = 1
+    failed: list[ScriptResult] = []
     if result.splats and policy.retries:
         print(f"selftests: {slot.name}: not retried, the kernel splatted during it", flush=True)
-    while result.status == "fail" and not result.splats and attempts <= policy.retries:
-        print(f"selftests: {slot.name}: attempt {attempts} failed ({_failed_names(result)})"
+    while result.status == "fail" and not result.splats and len(failed) < policy.retries:
+        failed.append(result)
+        print(f"selftests: {slot.name}: attempt {len(failed)} failed ({_failed_names(result)})"
               + (f" [{result.note}]" if result.note else "") + ", retrying", flush=True)
-        attempts += 1
         retry = _attempt(vm, suite, slot, policy, output)
         if retry.status != "fail":
-            note = f"failed on attempt 1 ({_failed_names(result)}), passed on attempt {attempts}"
-            return replace(retry, flaky=True, note=_join(retry.note, note))
-        result = replace(retry, note=_join(retry.note, f"failed {attempts} attempts"))
+            note = (f"failed on attempt 1 ({_failed_names(failed[0])}), passed on attempt "
+                    f"{len(failed) + 1}")
+            return replace(retry, flaky=True, note=_join(retry.note, note),
+                           failed_attempts=tuple(failed))
+        result = replace(retry, note=_join(retry.note, f"failed {len(failed) + 1} attempts"),
+                         failed_attempts=tuple(failed))
     return result
 
 
@@ -139,7 +143,7 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
         env[EXPECT_ALL] = "1"
     argv = ["timeout", "-k", str(KILL_GRACE_S), str(policy.timeout_s),
             *command_line(suite.directory, slot)]
-    start = time.monotonic()
+    start, console_start = time.monotonic(), vm.console_size()
     try:
         report = vm.run(argv, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output,
                         cwd=suite.directory, env=env)
@@ -148,7 +152,8 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
         exit_code, text, splats = None, err.output, []
     if exit_code == 124:  # the guest's timeout cut it
         exit_code = None
-    result = parse_selftest(slot.name, text, exit_code, time.monotonic() - start)
+    result = replace(parse_selftest(slot.name, text, exit_code, time.monotonic() - start),
+                     console="\n".join(vm.console_since(console_start)) + "\n")
     if exit_code is None:
         result = replace(result, note=f"cut at its {policy.timeout_s} s timeout")
     if splats:
@@ -188,16 +193,33 @@ def _join(*notes: str) -> str:
 
 def run_all(vm, suite: InstalledSuite, slots: list[Slot], policy: Policy,
             verbose: bool = False) -> list[ScriptResult]:
-    """Every slot in turn, one status line each (the scripts' output too when verbose)."""
-    results = []
+    """Every slot in turn, one status line each (the scripts' output too when verbose). A
+    failed or flaky slot leaves each attempt's output and console under reports/."""
+    results, kept = [], evidence.run_directory_for("selftests-")
     for slot in slots:
         print(f"selftests: {slot.name} ...", flush=True)
         result = run_slot(vm, suite, slot, policy, _echo if verbose else None)
+        if result.status == "fail" or result.flaky:
+            result = keep_attempts(result, kept / evidence.directory_name("selftests", slot.name))
+            print(f"selftests: {slot.name}: evidence in {kept}", flush=True)
         print(f"selftests: {slot.name}: {result.status} ({result.passed} passed, "
               f"{result.failed} failed, {result.skipped} skipped) in {result.duration_s:.0f} s"
               + (f" [{result.note}]" if result.note else ""), flush=True)
         results.append(result)
     return results
+
+
+def keep_attempts(result: ScriptResult, directory: Path) -> ScriptResult:
+    """Write the output and console of every attempt of a slot into directory; the result
+    with those files as its evidence."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = []
+    for number, attempt in enumerate((*result.failed_attempts, result), start=1):
+        for kind, text in (("output", attempt.output), ("console", attempt.console)):
+            path = directory / f"attempt-{number}-{kind}.txt"
+            path.write_text(text)
+            files.append(path)
+    return replace(result, evidence=tuple(files))
 
 
 def _echo(text: str) -> None:

@@ -11,6 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from harness import evidence
 from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
 from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, files_selected, pytest_argv
@@ -20,18 +21,22 @@ GUEST_TEST_TIMEOUT = 3600.0
 
 
 def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
-                     junit: Path | None = None) -> Outcome:
+                     junit: Path | None = None, keep_passing: bool = False) -> Outcome:
     """Run pytest inside the VM, output streamed here; JUnit XML copied to `junit`. Splats
-    in the console fail the run."""
+    in the console fail the run. What failed tests (all, with keep_passing) leave is kept
+    under reports/ (harness.evidence)."""
     guest_junit = vm.exchange_dir / "junit.xml"
     guest_junit.unlink(missing_ok=True)
+    written = vm.exchange_dir / "evidence"
+    shutil.rmtree(written, ignore_errors=True)
     selected = files_selected(paths, keyword) if keyword else paths
     python, _m, module, *args = pytest_argv(selected, keyword, guest_junit,
                                             ("-p", "no:cacheprovider", "-W",
                                              "ignore::pytest.PytestAssertRewriteWarning"))
     record = vm.build_record_path()
     env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
-           **({BUILD_RECORD_ENV: str(record)} if record else {})}
+           **({BUILD_RECORD_ENV: str(record)} if record else {}),
+           **evidence.pytest_env(written, keep_passing)}
     report = vm.run_module(module, args, GUEST_TEST_TIMEOUT * vm.slowdown, output=_echo,
                            cwd=PROJECT_ROOT, env=env)
     code = report.returncode
@@ -43,9 +48,11 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     if junit:
         junit.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(guest_junit, junit)
+    report_dir = evidence.finish_run(written, junit)
     if report.splats and code == 0:
         code = 1
-    return Outcome(code, *count_results(guest_junit), splats=tuple(report.splats))
+    return Outcome(code, *count_results(guest_junit), splats=tuple(report.splats),
+                   evidence=report_dir)
 
 
 def _echo(text: str) -> None:

@@ -134,3 +134,50 @@ def test_summary_line(results):
         "selftests: 4 scripts, 35 passed, 1 failed, 5 skipped, 1 flaky"
     assert summary_line(results[3:], "KUnit") == \
         "KUnit: 1 script, 4 passed, 0 failed, 0 skipped, 0 flaky"
+
+
+def cases_by_name(path: Path) -> dict[str, ET.Element]:
+    return {case.get("name"): case for case in ET.parse(path).getroot().iter("testcase")}
+
+
+MANY_CESTAB = "23 - diag: ....chk many cestab"
+
+
+def test_a_case_that_failed_before_the_passing_retry_has_a_flaky_failure(tmp_path):
+    first = selftest("diag-fail.out", "diag.sh", 1)
+    passed = [replace(case, status="pass") if case.status == "fail" else case
+              for case in first.cases]
+    final = replace(first, exit_code=0, cases=passed, flaky=True, failed_attempts=(first,))
+    write_junit(tmp_path / "junit.xml", [final])
+    cases = cases_by_name(tmp_path / "junit.xml")
+    (flaky,) = cases[MANY_CESTAB].findall("flakyFailure")
+    assert flaky.get("message") == "expected 200 found 0"
+    assert "[FAIL] expected 200 found 0" in flaky.find("system-out").text
+    assert cases[MANY_CESTAB].find("failure") is None
+    others = [case for name, case in cases.items() if name != MANY_CESTAB]
+    assert not any(case.findall("flakyFailure") for case in others)
+
+
+def test_a_case_that_failed_every_attempt_has_a_rerun_failure(tmp_path):
+    first = selftest("diag-fail.out", "diag.sh", 1)
+    write_junit(tmp_path / "junit.xml", [replace(first, failed_attempts=(first,))])
+    case = cases_by_name(tmp_path / "junit.xml")[MANY_CESTAB]
+    assert case.find("failure") is not None
+    (rerun,) = case.findall("rerunFailure")
+    assert rerun.get("message") == "expected 200 found 0"
+
+
+def test_a_failed_slot_keeps_each_attempt_and_the_junit_points_at_them(tmp_path):
+    from harness.runs.selftests import keep_attempts
+
+    first = replace(selftest("diag-fail.out", "diag.sh", 1), console="[ 1.0] first\n")
+    final = replace(first, console="[ 9.0] second\n", failed_attempts=(first,))
+    kept = keep_attempts(final, tmp_path / "diag.sh")
+    assert [p.name for p in kept.evidence] == ["attempt-1-output.txt", "attempt-1-console.txt",
+                                               "attempt-2-output.txt", "attempt-2-console.txt"]
+    assert (tmp_path / "diag.sh" / "attempt-2-console.txt").read_text() == "[ 9.0] second\n"
+    write_junit(tmp_path / "junit.xml", [kept])
+    cases = cases_by_name(tmp_path / "junit.xml")
+    out = cases[MANY_CESTAB].find("system-out").text
+    assert f"[[ATTACHMENT|{tmp_path / 'diag.sh' / 'attempt-1-console.txt'}]]" in out
+    assert cases["01 - diag: no msk on netns creation"].find("system-out") is None

@@ -69,3 +69,15 @@ def test_on_a_fixed_kernel_any_stray_splat_fails_the_verdict():
     assert not fixed.reproduced and not fixed.as_expected
     assert "not reproduced 0/1; 1 other splat(s)" in fixed.headline()
     assert verdict([RunResult(1, 1.0)], expect_reproduced=False).as_expected
+
+
+def test_the_junit_attaches_each_run_s_evidence_files(tmp_path):
+    from harness.runs.repro import junit_tree
+
+    (tmp_path / "run-01").mkdir()
+    for name in ("console.txt", "splats.txt"):
+        (tmp_path / "run-01" / name).write_text("x")
+    tree = junit_tree(verdict([RunResult(1, 1.0)]), tmp_path)
+    out = tree.getroot().find("testcase[@name='run-01']/system-out").text
+    assert out.splitlines()[1:] == [f"[[ATTACHMENT|{tmp_path / 'run-01' / name}]]"
+                                    for name in ("console.txt", "splats.txt")]

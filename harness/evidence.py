@@ -1,0 +1,202 @@
+"""What a test leaves behind when it fails: one directory with what it takes to see why.
+
+While a test runs, every link of every topology it builds is captured (tcpdump on one end
+of the link, snaplen 200, at most MAX_PACKETS packets). When its topology comes down, each
+namespace's MIB delta (MPTcpExt and TcpExt) is written and, if the test failed, `ss -Mtni`
+too. At the end of the test the pytest plugin adds the test's own output and, in the VM, the
+kernel log of the test; it keeps the directory if the test failed (or `keep` was asked) and
+removes it otherwise.
+
+The directory of a run is EVIDENCE_ENV (set by `invoke test`); a test's directory in it is
+named after its JUnit classname and name, so the JUnit report can point at its files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from contextlib import ExitStack
+from pathlib import Path
+
+from harness.capture import Capture
+from harness.mptcp import mib
+from harness.paths import REPORTS_DIR
+from harness.report.junit import attachment_lines
+from harness.run import run
+
+EVIDENCE_ENV = "MPTCP_LAB_EVIDENCE"  # the run's evidence directory; unset: no evidence
+KEEP_ENV = "MPTCP_LAB_KEEP_EVIDENCE"  # "1": keep the evidence of passing tests too
+MAX_PACKETS = 50_000  # per link and test: at most about 10 MB of pcap at snaplen 200
+KEEP_RUNS = 20  # run directories of one kind kept under reports/; older ones are removed
+MIB_GROUPS = ("MPTcpExt", "TcpExt")
+SS_ARGV = ["ss", "-M", "-t", "-n", "-i", "-a"]
+
+
+def run_directory() -> Path | None:
+    """Where this run keeps evidence (EVIDENCE_ENV), or None when it keeps none."""
+    value = os.environ.get(EVIDENCE_ENV)
+    return Path(value) if value else None
+
+
+def keep_passing() -> bool:
+    return os.environ.get(KEEP_ENV) == "1"
+
+
+def junit_names(nodeid: str) -> tuple[str, str]:
+    """(classname, name) that pytest's JUnit XML gives the test `nodeid`."""
+    path, *rest = nodeid.split("::")
+    module = path[:-3] if path.endswith(".py") else path
+    parts = [module.replace("/", "."), *rest]
+    return ".".join(parts[:-1]), parts[-1]
+
+
+def directory_name(classname: str, name: str) -> str:
+    """A file name for a test's evidence directory, from its JUnit classname and name."""
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", f"{classname}.{name}")
+
+
+class TestEvidence:
+    """The evidence of one test, gathered as it goes and written only if it is kept.
+
+    Until finish(), texts stay in memory and pcaps in the captures' temporary directories
+    (local to the machine: tcpdump writes a record a packet), so a passing test costs the
+    captures and no file in the run's directory.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._texts: dict[str, str] = {}
+        self._captures: list[tuple[str, Capture]] = []
+
+    def add(self, filename: str, text: str) -> None:
+        self._texts[filename] = text
+
+    def finish(self, keep: bool) -> None:
+        """Write everything into the directory if keep; free the captures either way."""
+        try:
+            if keep:
+                self._write()
+        finally:
+            for _name, capture in self._captures:
+                capture.close()
+            self._captures.clear()
+
+    def _write(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory.mkdir(parents=True)
+        for filename, text in self._texts.items():
+            (self.directory / filename).write_text(text)
+        for filename, capture in self._captures:
+            capture.stop()
+            if capture.path.exists():
+                shutil.copyfile(capture.path, self.directory / filename)
+
+    def watch_topology(self, stack: ExitStack, topo, failed) -> None:
+        """Capture topo's links and snapshot its MIBs now; at unwind of `stack` (before the
+        topology comes down) stop the captures and record the MIB deltas, and `ss` when
+        failed() says the test failed."""
+        captures = [(f"{topo.name}-{host}-{iface}.pcap", Capture(ns, iface,
+                                                                 max_packets=MAX_PACKETS))
+                    for host, ns, iface in link_capture_points(topo)]
+        before = {host: mib.snapshot(topo.ns(host)) for host in topo.hosts}
+        self._captures += captures
+        for _name, capture in captures:
+            capture.start()
+            stack.callback(lambda c=capture: c.stop(drain=failed()))
+        for _name, capture in captures:
+            capture.wait_ready()
+        stack.callback(self._record_namespaces, topo, before, failed)
+
+    def _record_namespaces(self, topo, before: dict, failed) -> None:
+        for host, earlier in before.items():
+            later = mib.snapshot(topo.ns(host))
+            self.add(f"{topo.name}-{host}-mib.txt", mib_delta_text(earlier, later))
+            if failed():
+                result = run(SS_ARGV, ns=topo.ns(host), check=False)
+                self.add(f"{topo.name}-{host}-ss.txt", result.stdout + result.stderr)
+
+
+def link_capture_points(topo) -> list[tuple[str, str, str]]:
+    """(host, namespace, interface) of one end of every link of a live topology."""
+    points = []
+    for link in topo.spec.links:
+        host = link.ends[0].host
+        index = next(i for i, (other, _end) in enumerate(topo.spec.links_of(host))
+                     if other is link)
+        points.append((host, topo.ns(host), topo.interface(host, index)))
+    return points
+
+
+def mib_delta_text(before: mib.MibSnapshot, after: mib.MibSnapshot) -> str:
+    """The counters that moved, one `Group.Name +change` per line, by group."""
+    lines = []
+    for group in MIB_GROUPS:
+        moved = before.delta(after, group)
+        lines += [f"{group}.{name} {change:+d}" for name, change in sorted(moved.items())]
+    return "\n".join(lines) + "\n" if lines else "no counter moved\n"
+
+
+def pytest_env(written: Path, keep_passing_tests: bool) -> dict[str, str]:
+    """The environment that makes our pytest plugin keep evidence in `written`."""
+    return {EVIDENCE_ENV: str(written), **({KEEP_ENV: "1"} if keep_passing_tests else {})}
+
+
+def finish_run(written: Path, junit: Path | None) -> Path | None:
+    """After the run: move its evidence under reports/ and point the JUnit file at it."""
+    target = keep_run(written)
+    if target is not None and junit is not None and junit.exists():
+        attach_to_junit(junit, target)
+    return target
+
+
+def attach_to_junit(junit: Path, run_dir: Path) -> int:
+    """Point each testcase of a pytest JUnit file that left evidence in run_dir at its files
+    (attachment lines in its <system-out>); the number of testcases that got some."""
+    tree = ET.parse(junit)
+    attached = 0
+    for case in tree.getroot().iter("testcase"):
+        directory = run_dir / directory_name(case.get("classname", ""), case.get("name", ""))
+        if not directory.is_dir():
+            continue
+        out = case.find("system-out")
+        if out is None:
+            out = ET.SubElement(case, "system-out")
+        out.text = (out.text or "") + attachment_lines(sorted(directory.iterdir()))
+        attached += 1
+    tree.write(junit, encoding="utf-8", xml_declaration=True)
+    return attached
+
+
+def keep_run(written: Path, prefix: str = "test-", reports: Path = REPORTS_DIR) -> Path | None:
+    """Move a run's evidence directory to reports/<prefix><time>/ (None when no test left
+    any) and remove all but the newest KEEP_RUNS of that kind."""
+    if not written.is_dir() or not any(written.iterdir()):
+        shutil.rmtree(written, ignore_errors=True)
+        return None
+    target = run_directory_for(prefix, reports)
+    shutil.move(written, target)
+    return target
+
+
+def run_directory_for(prefix: str, reports: Path = REPORTS_DIR) -> Path:
+    """A new run directory reports/<prefix><time>/, not made yet, after removing all but
+    the newest KEEP_RUNS - 1 of that kind."""
+    reports.mkdir(parents=True, exist_ok=True)
+    prune_runs(reports, prefix, KEEP_RUNS - 1)
+    target = reports / f"{prefix}{time.strftime('%Y%m%d-%H%M%S')}"
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = target.with_name(f"{target.name.split('.')[0]}.{suffix}")
+    return target
+
+
+def prune_runs(reports: Path, prefix: str, keep: int) -> None:
+    """Remove all but the newest `keep` run directories named prefix* under reports."""
+    runs = sorted((p for p in reports.glob(f"{prefix}[0-9]*") if p.is_dir()),
+                  key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep] if keep else runs:
+        shutil.rmtree(old, ignore_errors=True)
