@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import select
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.run import ToolMissing, netns_argv
+from harness.run import ToolMissing, net_only_argv
 
 TCPOPT_MPTCP = 30
 MPTCP_SUBTYPES = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR", 4: "REMOVE_ADDR",
@@ -216,14 +217,14 @@ class Capture:
     def start(self) -> None:
         """Start tcpdump; wait_ready() then waits until it listens (start several first)."""
         limit = ("-c", str(self.max_packets)) if self.max_packets else ()
-        argv = netns_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
-                           "-s", str(SNAPLEN), "-i", self.iface, "-w", str(self.path),
-                           *self.bpf], self.ns)
-        try:
-            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        except FileNotFoundError:
-            raise ToolMissing("tcpdump") from None
+        for tool in ("tcpdump", "nsenter"):
+            if shutil.which(tool) is None:
+                raise ToolMissing(tool)
+        argv = net_only_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
+                              "-s", str(SNAPLEN), "-i", self.iface, "-w", str(self.path),
+                              *self.bpf], self.ns)
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_ready(self) -> None:
         try:
