@@ -313,6 +313,32 @@ def exec_(c, cmd, timeout=600):
         raise Exit(code=report.returncode)
 
 
+@task(help={"timeout": "seconds before the guest command is cut"})
+def inspect(c, timeout=600):
+    """Every MPTCP connection of the VM's kernel as the kernel holds it, read with drgn:
+    msk state and data-level sequence numbers, PM state, scheduler, each subflow. Needs a
+    kernel with debug info (invoke build --variant debug)."""
+    import sys
+
+    from harness.mptcp.kernel_view import config_lacks, lacks_why
+
+    vm = _running_vm(c)
+    record = vm.build_record()
+    if record is None:
+        raise Exit("error: the VM's kernel has no build record of ours (booted from outside "
+                   "our builds, or rebuilt since): no vmlinux to read it with", code=1)
+    if missing := config_lacks(record.vmlinux):
+        raise Exit(f"error: {lacks_why(missing)}", code=1)
+    try:
+        report = vm.run_module("harness.mptcp.kernel_view", [record.vmlinux],
+                               float(timeout) * vm.slowdown,
+                               output=lambda t: (sys.stdout.write(t), sys.stdout.flush()))
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    if report.returncode != 0:
+        raise Exit(code=report.returncode)
+
+
 @task
 def shell(c):
     """An interactive shell in the VM."""
@@ -515,7 +541,7 @@ topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
-                bench, repro, bisect, topo)
+                bench, repro, bisect, inspect, topo)
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")

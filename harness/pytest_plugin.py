@@ -109,6 +109,44 @@ def built_with(request, mptcp_kernel):
     return require
 
 
+def debug_info_verdict(record) -> tuple[str, str]:
+    """("run" | "skip" | "fail", why) for a test that reads the kernel with drgn, in the VM:
+    the booted kernel's build config decides, as for the series' tests."""
+    from harness.mptcp.kernel_view import config_lacks, lacks_why
+
+    if record is None:
+        return "fail", (f"no build record for the booted kernel ({BUILD_RECORD_ENV} unset or "
+                        f"stale): cannot tell whether it has debug info")
+    missing = config_lacks(record.vmlinux)
+    return ("skip", lacks_why(missing)) if missing else ("run", "")
+
+
+@pytest.fixture
+def kernel_view(request, mptcp_kernel):
+    """The running kernel as a drgn Program (harness.mptcp.kernel_view), to read the msk.
+
+    In the VM, the booted kernel's build decides: built with debug info and /proc/kcore (the
+    debug variant), the test runs, and fails if drgn cannot read the kernel; built without,
+    it skips as expected. On the host, whose kernel has no build of ours, it skips.
+    """
+    from harness.mptcp import kernel_view as view
+    from harness.vm import kmsg
+
+    if not kmsg.in_guest():
+        pytest.skip("reads the kernel with drgn and our build's vmlinux: runs in our VM")
+    record = booted_build_record()
+    verdict, why = debug_info_verdict(record)
+    if verdict == "fail":
+        pytest.fail(why, pytrace=False)
+    if verdict == "skip":
+        request.node.stash[EXPECTED_SKIP] = why
+        pytest.skip(why)
+    try:
+        return view.program(record.vmlinux)
+    except view.KernelViewError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
 @pytest.fixture
 def mptcp_kernel():
     """Skip unless running as root on a kernel with MPTCP."""
