@@ -2,10 +2,10 @@
 
 While a test runs, every link of every topology it builds is captured (tcpdump on one end
 of the link, snaplen 200, at most MAX_PACKETS packets). When its topology comes down, each
-namespace's MIB delta (MPTcpExt and TcpExt) is written and, if the test failed, `ss -Mtni`
+namespace's MIB delta (MPTcpExt and TcpExt) is recorded and, if the test failed, `ss -Mtnia`
 too. At the end of the test the pytest plugin adds the test's own output and, in the VM, the
-kernel log of the test; it keeps the directory if the test failed (or `keep` was asked) and
-removes it otherwise.
+kernel log of the test; all of it is written to the test's directory if the test failed
+(or the run keeps passing tests' evidence too), and dropped otherwise.
 
 The directory of a run is EVIDENCE_ENV (set by `invoke test`); a test's directory in it is
 named after its JUnit classname and name, so the JUnit report can point at its files.
@@ -65,6 +65,8 @@ class TestEvidence:
     (local to the machine: tcpdump writes a record a packet), so a passing test costs the
     captures and no file in the run's directory.
     """
+
+    __test__ = False  # a harness class, not a pytest test class
 
     def __init__(self, directory: Path):
         self.directory = directory
