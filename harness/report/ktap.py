@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from harness.vm.oracle import TIMESTAMP
+
 KSFT_SKIP = 4  # kselftest exit code of a skipped script
 STOPPED = "no result: the output stopped before this test"
 SCRIPT_STOPPED = "no result: the script stopped before this test"
 NO_NAME = "(no result)"
 TAIL_LINES = 40
 
-TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])? ?")  # printk, optional caller id
 VERSION = re.compile(r"K?TAP version \d+$")
 PLAN = re.compile(r"1\.\.(\d+)\b")
 RESULT = re.compile(r"(not ok|ok) (\d+)\b(?: -)? ?(.*)$")

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 MAX_SPLAT_LINES = 80
-TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+# printk's prefix: the timestamp, and the caller id ("[  T123]" a task, "[    C1]" a CPU) of
+# a kernel with CONFIG_PRINTK_CALLER (the debug variant has it).
+TIMESTAMP = re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])?\s?")
 # Lines that our harness writes to the kernel log (see harness.vm.kmsg): never part of a splat.
 MARKER_PREFIX = "mptcp-lab:"
 

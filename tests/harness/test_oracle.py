@@ -69,3 +69,18 @@ def test_our_marker_ends_a_report_and_is_never_part_of_one():
     [splat] = find_splats(log)
     assert len(splat.lines) == 2
     assert strip_timestamp(log[0]).startswith("WARNING: CPU: 0")
+
+
+def test_a_kernel_with_printk_caller_ids_has_its_panic_found():
+    """The debug variant logs "[   93.33][  T123] ...": the caller id must not hide a splat
+    (it did: the host's console reader saw no panic on the debug kernel)."""
+    [panic] = find_splats(lines("debug-kernel-panic.log"))
+    assert (panic.kind, panic.title) == ("panic", "Kernel panic - not syncing: dumptest")
+    assert any("lkdtm_PANIC" in line for line in panic.lines)
+
+
+@pytest.mark.parametrize("prefix", ["[   93.332820] ", "[   93.332820][  T123] ",
+                                    "[    3.100000][    C1] "])
+def test_the_printk_prefix_is_stripped_with_or_without_a_caller_id(prefix):
+    assert strip_timestamp(prefix + "WARNING: CPU: 1 PID: 7 at x.c:1") == \
+        "WARNING: CPU: 1 PID: 7 at x.c:1"
