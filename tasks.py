@@ -313,15 +313,23 @@ def exec_(c, cmd, timeout=600):
         raise Exit(code=report.returncode)
 
 
-@task(help={"timeout": "seconds before the guest command is cut"})
-def inspect(c, timeout=600):
+@task(help={"timeout": "seconds before the guest command is cut",
+            "core": "read this dump of a panicked guest instead of the running VM (the "
+                    "path a panic printed, e.g. ~/.cache/mptcp-lab/vm-last-vmcore)",
+            "vmlinux": "the vmlinux of the dump's kernel (default: the one its .json names)"})
+def inspect(c, timeout=600, core=None, vmlinux=None):
     """Every MPTCP connection of the VM's kernel as the kernel holds it, read with drgn:
     msk state and data-level sequence numbers, PM state, scheduler, each subflow. Needs a
-    kernel with debug info (invoke build --variant debug)."""
+    kernel with debug info (invoke build --variant debug). With --core, a dump of a guest
+    that panicked, read on the host: the end of its log, where it panicked, its connections."""
     import sys
 
     from harness.mptcp.kernel_view import config_lacks, lacks_why
 
+    if core is not None:
+        from pathlib import Path
+
+        raise Exit(code=_inspect_core(Path(core).expanduser(), vmlinux))
     vm = _running_vm(c)
     record = vm.build_record()
     if record is None:
@@ -337,6 +345,57 @@ def inspect(c, timeout=600):
         raise _fail(exc) from None
     if report.returncode != 0:
         raise Exit(code=report.returncode)
+
+
+def _inspect_core(core, vmlinux: str | None) -> int:
+    from harness.mptcp import kernel_view
+    from harness.vm.vmcore import DumpRecord
+
+    if not core.is_file():
+        raise Exit(f"error: no memory dump at {core}", code=1)
+    record = DumpRecord.load(core)
+    vmlinux = vmlinux or (record.vmlinux if record else None)
+    if not vmlinux:
+        raise Exit(f"error: {DumpRecord.path_for(core)} does not say which kernel {core} is "
+                   f"of: give its vmlinux (--vmlinux)", code=1)
+    if missing := kernel_view.config_lacks(vmlinux):
+        raise Exit(f"error: {kernel_view.lacks_why(missing)}", code=1)
+    return kernel_view.main([vmlinux, str(core)])
+
+
+@task(help={"command": "a gdb command to run, then detach (repeatable; none: an interactive "
+                       "session)",
+            "break_at": "stop in this function (repeatable); with --command, wait for it, "
+                        "print the backtrace, run the commands and detach",
+            "timeout": "seconds a scripted session may wait for its breakpoint"},
+      iterable=["command", "break_at"])
+def gdb(c, command=None, break_at=None, timeout=300):
+    """gdb on the VM's kernel through QEMU's gdb stub, with the build's vmlinux and the
+    kernel's lx- helpers (lx-dmesg, lx-ps, ...). Needs the debug variant. The guest stops
+    while gdb holds it; detaching lets it go on."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from harness.vm import gdb as vm_gdb
+
+    breakpoints = break_at or []
+    vm = _running_vm(c)
+    record = vm.build_record()
+    if record is None:
+        raise Exit("error: the VM's kernel has no build record of ours: no vmlinux for gdb",
+                   code=1)
+    run_dir, vmlinux = Path(vm.state.run_dir), Path(record.vmlinux)
+    try:
+        if not command:
+            argv = vm_gdb.interactive_argv(run_dir, vmlinux, breakpoints)
+            os.execvp(argv[0], argv)  # gdb takes the terminal; nothing of ours stays behind
+        result = vm_gdb.batch(run_dir, vmlinux, command, breakpoints, float(timeout))
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    print(result.stdout, end="")
+    print(result.stderr, end="", file=sys.stderr)
+    raise Exit(code=result.returncode)
 
 
 @task
@@ -541,7 +600,7 @@ topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
-                bench, repro, bisect, inspect, topo)
+                bench, repro, bisect, inspect, gdb, topo)
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")

@@ -104,6 +104,15 @@ def _prepared_tree(request: BuildRequest, src: source.Source,
 # the same size, and ccache then returns a piggy.o holding another build's kernel. So
 # vmlinux is built with ccache and the bzImage around it (a dozen small files) without.
 MAKE_STAGES = (("vmlinux", {}), ("bzImage", {"CCACHE_DISABLE": "1"}))
+# With CONFIG_GDB_SCRIPTS, the kernel's gdb helpers (vmlinux-gdb.py beside vmlinux, and the
+# constants they are generated with) for invoke gdb; `make all` would build them, vmlinux not.
+GDB_SCRIPTS_STAGE = ("scripts_gdb", {})
+
+
+def make_stages(build_dir: Path) -> tuple[tuple[str, dict[str, str]], ...]:
+    config = build_dir / ".config"
+    wants_gdb = config.exists() and kconfig.parse_config(config).get("CONFIG_GDB_SCRIPTS") == "y"
+    return (*MAKE_STAGES, GDB_SCRIPTS_STAGE) if wants_gdb else MAKE_STAGES
 
 
 def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None:
@@ -120,7 +129,7 @@ def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None
     progress = Progress(expected)
     with log.open("w", buffering=1) as out:  # line-buffered: tail -f works
         try:
-            for target, extra in MAKE_STAGES:
+            for target, extra in make_stages(build_dir):
                 code = _run_make([*argv, target], {**env, **extra}, out, progress)
                 if code != 0:
                     break

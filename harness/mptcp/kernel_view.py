@@ -8,7 +8,8 @@ numbers and counters, its path manager's state, its scheduler, and each subflow'
 TCP state and sequence numbers, so a test can assert on a field and a person can look.
 
 `python -m harness.mptcp.kernel_view VMLINUX` prints every connection (what `invoke
-inspect` runs in the VM).
+inspect` runs in the VM); with a dump of a panicked guest's memory as a second argument
+(`invoke inspect --core`), the end of that kernel's log and where it panicked come first.
 """
 
 from __future__ import annotations
@@ -86,8 +87,9 @@ def lacks_why(missing: list[str]) -> str:
             f"the live kernel: build the debug variant (invoke build --variant debug)")
 
 
-def program(vmlinux: str):
-    """The running kernel as a drgn Program, with the types of `vmlinux`."""
+def program(vmlinux: str, core: str | None = None):
+    """The running kernel as a drgn Program, with the types of `vmlinux`; with `core`, the
+    kernel of that memory dump instead (see harness.vm.vmcore)."""
     try:
         import drgn
     except ImportError:
@@ -95,10 +97,14 @@ def program(vmlinux: str):
                               "pip install -e .)") from None
     prog = drgn.Program()
     try:
-        prog.set_kernel()
+        if core:
+            prog.set_core_dump(core)
+        else:
+            prog.set_kernel()
         prog.load_debug_info([vmlinux], main=True)
     except (drgn.MissingDebugInfoError, OSError, ValueError) as err:
-        raise KernelViewError(f"drgn cannot read the running kernel with {vmlinux}: {err}. "
+        what = core or "the running kernel"
+        raise KernelViewError(f"drgn cannot read {what} with {vmlinux}: {err}. "
                               f"It needs a kernel built with debug info: "
                               f"invoke build --variant debug") from None
     return prog
@@ -209,15 +215,35 @@ def describe(found: MskView) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m harness.mptcp.kernel_view VMLINUX", file=sys.stderr)
-        return 2
+LOG_TAIL = 60  # a panic with its trace fits
+
+
+def post_mortem(prog) -> str:
+    """What a dump of a panicked kernel says first: the end of its log, where it panicked."""
+    from drgn.helpers.linux.printk import get_dmesg
+
+    log = get_dmesg(prog).decode(errors="replace").splitlines()[-LOG_TAIL:]
     try:
-        msks = all_msks(program(argv[0]))
+        thread = prog.crashed_thread()
+        where = f"the thread that panicked (pid {thread.tid}):\n{thread.stack_trace()}"
+    except (LookupError, ValueError) as err:
+        where = f"no panicking thread found ({err})"
+    return "\n".join([f"the kernel log's last {len(log)} lines:", *log, "", where])
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (1, 2):
+        print("usage: python -m harness.mptcp.kernel_view VMLINUX [CORE]", file=sys.stderr)
+        return 2
+    core = argv[1] if len(argv) == 2 else None
+    try:
+        prog = program(argv[0], core)
+        msks = all_msks(prog)
     except KernelViewError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if core:
+        print(post_mortem(prog) + "\n")
     print(f"{len(msks)} MPTCP connection(s)")
     for msk in msks:
         print(describe(view(msk)))

@@ -31,7 +31,7 @@ from harness.repro.bundle import Bundle, BundleError
 from harness.repro.guest import Plan
 from harness.repro.verdict import RunResult, StepOutcome, Verdict, judge, signature
 from harness.run import CommandError, run
-from harness.vm import machine
+from harness.vm import machine, vmcore
 from harness.vm.ssh import CommandTimeout
 
 VM_NAME = "repro"
@@ -121,7 +121,7 @@ class ReproVm:
         """The console from offset on, also after a halt moved it aside."""
         live = self.vm.console if self.vm else None
         path = live if live and live.exists() else \
-            self.cache / f"{VM_NAME}-{machine.LAST_CONSOLE}"
+            machine.kept_path(self.cache, VM_NAME, machine.LAST_CONSOLE)
         if not path.exists():
             return ""
         with path.open("rb") as f:
@@ -184,7 +184,7 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     plan_file.write_text(json.dumps(asdict(replace(plan, out=str(out)))))
     console_start, start = vm.console_size(), time.monotonic()
     result = RunResult(index, 0.0)
-    runner_text = ""
+    runner_text, dump = "", None
     try:
         report = vm.run_module("harness.repro.guest", [str(plan_file)], bundle.run_timeout)
         result.splats, runner_text = list(report.splats), report.stdout
@@ -198,10 +198,12 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     except machine.GuestDied as err:
         result.died, result.splats, runner_text = True, list(err.splats), str(err)
         result.note = "the guest died, VM restarted"
-        holder.vm = None
+        holder.vm, dump = None, err.vmcore
     result.duration_s = time.monotonic() - start
     directory = report_dir / f"run-{index:02d}"
     _collect(out, directory)
+    if dump is not None and not any(report_dir.glob(f"run-*/{vmcore.DUMP}")):
+        vmcore.move(dump, directory / vmcore.DUMP)  # the first only: each is hundreds of MB
     result.steps = _steps(directory)
     (directory / "runner.txt").write_text(runner_text)
     (directory / "console.txt").write_text(holder.console_since(console_start))

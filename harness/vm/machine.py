@@ -39,7 +39,7 @@ from harness.kernel.layout import record_path_of, uts_version
 from harness.kernel.record import BuildRecord
 from harness.paths import PROJECT_ROOT
 from harness.run import Result
-from harness.vm import accel, decode, oracle, settle, ssh, warm
+from harness.vm import accel, decode, gdb, oracle, settle, ssh, vmcore, warm
 from harness.vm.ssh import (
     ConnectionLost,
     Guest,
@@ -61,6 +61,7 @@ WARM_TIMEOUT = 180.0  # the guest's Python importing the toolkit over 9p, under 
 SANITIZED_SLOWDOWN = 5.0
 LAST_LINES = 25
 LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
+LAST_VMCORE = "vm-last-vmcore"  # the memory of the last guest that panicked (see vmcore.py)
 # Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
 # the blocked-task dump; our /dev/kmsg markers must not be rate limited.
 # KUnit: the MPTCP suites run at boot and can be run again through debugfs (invoke kunit).
@@ -82,8 +83,9 @@ class BootFailed(VmError):
 
 
 class GuestDied(VmError):
-    def __init__(self, message: str, splats: list[oracle.Splat]):
+    def __init__(self, message: str, splats: list[oracle.Splat], vmcore: Path | None = None):
         self.splats = splats
+        self.vmcore = vmcore  # the guest's memory at its panic, when it was dumped
         super().__init__(message)
 
 
@@ -194,12 +196,31 @@ def halt(cache: Path, name: str = DEFAULT_NAME) -> bool:
         if state and (_alive(state.pid) and _ours(state) or _orphans(state)):
             was_running = True
             _kill_group(state.pid)
+        _stop_watcher(run_dir)
         console = run_dir / "console.log"
         if console.exists():
-            prefix = "" if name == DEFAULT_NAME else f"{name}-"
-            console.replace(cache / f"{prefix}{LAST_CONSOLE}")
+            console.replace(kept_path(cache, name, LAST_CONSOLE))
         shutil.rmtree(run_dir, ignore_errors=True)
     return was_running
+
+
+def kept_path(cache: Path, name: str, what: str) -> Path:
+    """Where a VM's post-mortem file `what` is kept in the cache after its halt."""
+    return cache / (what if name == DEFAULT_NAME else f"{name}-{what}")
+
+
+def _stop_watcher(run_dir: Path) -> None:
+    """Stop the VM's panic watcher if it still runs (it ends by itself with QEMU)."""
+    pid = vmcore.watcher_pid(run_dir)
+    if pid is not None and _alive(pid) and str(run_dir) in " ".join(_cmdline(pid)):
+        _kill_group(pid)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except FileNotFoundError:
+        return []
 
 
 def _orphans(state: VmState) -> list[int]:
@@ -250,7 +271,8 @@ def vng_argv(options: BootOptions, run_dir: Path, port: int, accel_name: str) ->
     vng = Path(sys.executable).with_name("vng")
     netdev = (f"-netdev user,id=mlab,restrict=off,hostfwd=tcp:127.0.0.1:{port}-:22 "
               f"-device virtio-net-pci,netdev=mlab,mac={GUEST_MAC}")
-    qemu_opts = " ".join((netdev, *options.qemu_opts))
+    qemu_opts = " ".join((netdev, *vmcore.qemu_args(run_dir), *gdb.qemu_args(run_dir),
+                          *options.qemu_opts))
     argv = [str(vng), "--run", str(options.image), "--verbose", "--force-9p",
             "--cpus", str(options.cpus), "--memory", options.memory,
             "--append", " ".join((*LOUD_CMDLINE, *KUNIT_CMDLINE, *options.append)),
@@ -296,6 +318,7 @@ def session(options: BootOptions, cache: Path, name: str = DEFAULT_NAME):
 def _start(options: BootOptions, image: Path, cache: Path, name: str) -> Vm:
     run_dir = run_dir_of(cache, name)
     (run_dir / "guest").mkdir(parents=True)
+    run_dir.chmod(0o700)  # keys, and the gdb and QMP sockets: each gives the whole guest
     client_key = run_dir / "id_client"
     authorized = write_key_pair(client_key)
     (run_dir / "authorized_keys").write_text(authorized + "\n")
@@ -316,6 +339,7 @@ def _start(options: BootOptions, image: Path, cache: Path, name: str) -> Vm:
                     str(console), port, str(client_key), host_public, accel_name,
                     options.cpus, options.memory, argv)
     state.save()
+    vmcore.start_watcher(run_dir)
     vm = Vm(state, cache, name)
     vm.wait_for_ssh(options.timeout, process)
     return vm
@@ -578,9 +602,19 @@ class Vm:
         while _alive(self.state.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         splats = oracle.find_splats(self.console_since(start))
-        halt(self.cache, self.name)
         shown = "\n\n".join(s.text for s in splats) or self.last_console_lines()
-        return GuestDied(f"{reason}: the VM died\n{shown}", splats)
+        dump = self._keep_dump()
+        halt(self.cache, self.name)
+        where = (f"\nits memory at the panic: {dump} (invoke inspect --core {dump})"
+                 if dump else "")
+        return GuestDied(f"{reason}: the VM died\n{shown}{where}", splats, dump)
+
+    def _keep_dump(self) -> Path | None:
+        """The dump of the guest's memory taken at its panic, moved out of the VM's directory
+        (which halt removes); None if its kernel cannot report a panic (no CONFIG_PVPANIC)."""
+        record = self.build_record()
+        return vmcore.keep(Path(self.state.run_dir), kept_path(self.cache, self.name, LAST_VMCORE),
+                           self.state.image, record.vmlinux if record else "")
 
 
 def guest_command(argv: Sequence[str], cwd: str | Path | None = None,

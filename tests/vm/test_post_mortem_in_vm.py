@@ -1,0 +1,100 @@
+"""gdb on the guest's kernel, and the dump of a guest that panicked, on the debug variant
+(debug info, the kernel's gdb helpers, pvpanic). CI does not build that variant (13 minutes
+cold): without its image these tests skip and say how to build it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.kernel import build as kernel_build
+from harness.paths import PROJECT_ROOT, cache_dir
+from harness.vm import gdb, machine
+from harness.vm.vmcore import DumpRecord
+
+LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
+# In the guest: MPTCP connects to a closed port every second, for a breakpoint to catch.
+CONNECT_LOOP = ("import socket, time\n"
+                "for _ in range(90):\n"
+                "    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n"
+                "    try:\n"
+                "        s.connect(('127.0.0.1', 9))\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "    s.close()\n"
+                "    time.sleep(1)\n")
+# In the guest: one MPTCP connection on loopback, 1000 bytes sent, then a panic.
+PANIC_WITH_A_CONNECTION = (
+    "import socket\n"
+    "listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n"
+    "listener.bind(('127.0.0.1', 0))\n"
+    "listener.listen()\n"
+    "client = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n"
+    "client.connect(listener.getsockname())\n"
+    "server, _ = listener.accept()\n"
+    "client.sendall(b'x' * 1000)\n"
+    "assert len(server.recv(1000, socket.MSG_WAITALL)) == 1000\n"
+    f"open({LKDTM!r}, 'w').write('PANIC')\n")
+
+
+@pytest.fixture
+def debug_image():
+    image = kernel_build.image_path(kernel_build.BuildRequest(cache=cache_dir(),
+                                                              variant="debug"))
+    if not image.is_file():
+        pytest.skip(f"no debug kernel at {image}: invoke build --variant debug")
+    return image
+
+
+def test_gdb_attaches_and_lx_dmesg_prints_the_guest_log(boot_vm, debug_image):
+    vm = boot_vm(image=debug_image, timeout=machine.boot_timeout_for(debug_image))
+    vm.run(["sh", "-c", "echo gdb-was-here > /dev/kmsg"], timeout=60)
+    result = gdb.batch(Path(vm.state.run_dir), Path(vm.build_record().vmlinux), ["lx-dmesg"],
+                       timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "gdb-was-here" in result.stdout
+    assert "detached" in result.stdout
+    after = vm.run(["echo", "still-running"], timeout=60)  # detaching let the guest go on
+    assert after.stdout.strip() == "still-running"
+
+
+def test_a_breakpoint_stops_the_kernel_in_the_function_a_program_calls(boot_vm, debug_image):
+    vm = boot_vm(image=debug_image, timeout=machine.boot_timeout_for(debug_image))
+    session: dict[str, object] = {}
+
+    def attach() -> None:
+        session["result"] = gdb.batch(Path(vm.state.run_dir), Path(vm.build_record().vmlinux),
+                                      ["lx-ps"], breakpoints=["mptcp_connect"], timeout=240)
+
+    debugger = threading.Thread(target=attach)
+    debugger.start()
+    vm.run(["python3", "-c", CONNECT_LOOP], timeout=240)
+    debugger.join()
+    output = session["result"].stdout
+    assert "Breakpoint 1, mptcp_connect" in output
+    assert "__sys_connect" in output  # the backtrace, down from the system call
+    assert "python3" in output  # lx-ps: the caller is among the guest's tasks
+
+
+def test_a_panic_leaves_a_dump_that_inspect_reads(boot_vm, debug_image, vm_cache):
+    vm = boot_vm(image=debug_image, timeout=machine.boot_timeout_for(debug_image))
+    with pytest.raises(machine.GuestDied) as died:
+        vm.run(["python3", "-c", PANIC_WITH_A_CONNECTION], timeout=240)
+    core = died.value.vmcore
+    assert core is not None and core.is_file(), str(died.value)
+    assert f"invoke inspect --core {core}" in str(died.value)
+    record = DumpRecord.load(core)
+    assert record.format == "elf" and Path(record.vmlinux).is_file()
+    assert machine.running(vm_cache) is None and machine.processes_mentioning(vm_cache) == []
+    shown = subprocess.run([sys.executable, "-m", "harness.mptcp.kernel_view", record.vmlinux,
+                            str(core)], capture_output=True, text=True, timeout=300,
+                           cwd=PROJECT_ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert "Kernel panic - not syncing: dumptest" in shown.stdout  # its log, from the dump
+    assert "lkdtm_PANIC" in shown.stdout  # where it panicked
+    assert "2 MPTCP connection(s)" in shown.stdout  # the client and the accepted socket
+    assert "bytes: sent 1000 acked 1000" in shown.stdout
