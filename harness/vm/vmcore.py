@@ -6,8 +6,8 @@ debug variant) reports its panic to the device from its panic notifiers, after t
 in its log buffer. A watcher started with the VM waits on the VM's QMP socket for that
 event, dumps the paused guest's memory into the VM's directory as an ELF core (what drgn
 reads; QEMU 7.2's compressed kdump format came out flattened, and libkdumpfile could not
-tell its architecture), makes its zero blocks holes (2 GiB of RAM took 451 MB of disk on
-the debug kernel, 3.5 s to write), and lets the guest go on: the panic then reaches
+tell its architecture), makes its zero blocks holes (2 GiB of RAM: 478 MB on disk, 9.1 s
+in all, on the debug kernel), and lets the guest go on: the panic then reaches
 the console and the VM ends as it always did. A kernel without the driver panics and ends
 as before, with no dump.
 
