@@ -110,8 +110,7 @@ GDB_SCRIPTS_STAGE = ("scripts_gdb", {})
 
 
 def make_stages(build_dir: Path) -> tuple[tuple[str, dict[str, str]], ...]:
-    config = build_dir / ".config"
-    wants_gdb = config.exists() and kconfig.parse_config(config).get("CONFIG_GDB_SCRIPTS") == "y"
+    wants_gdb = not kconfig.options_lacking(build_dir, ("CONFIG_GDB_SCRIPTS",))
     return (*MAKE_STAGES, GDB_SCRIPTS_STAGE) if wants_gdb else MAKE_STAGES
 
 

@@ -147,6 +147,13 @@ def tree_options_not_taken(build_dir: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+def options_lacking(build_dir: Path, items: tuple[str, ...]) -> list[str]:
+    """The options of `items` that the build in build_dir was made without (its .config)."""
+    path = build_dir / ".config"
+    config = parse_config(path) if path.exists() else {}
+    return [item for item in items if config.get(item) != "y"]
+
+
 def parse_config(path: Path) -> dict[str, str]:
     values = {}
     for line in path.read_text().splitlines():

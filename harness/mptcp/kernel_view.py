@@ -75,11 +75,9 @@ class MskView:
 
 def config_lacks(vmlinux: str) -> list[str]:
     """The options of NEEDED_CONFIG the build of vmlinux was made without (its .config)."""
-    from harness.kernel.kconfig import parse_config
+    from harness.kernel.kconfig import options_lacking
 
-    config_path = Path(vmlinux).parent / ".config"
-    config = parse_config(config_path) if config_path.exists() else {}
-    return [item for item in NEEDED_CONFIG if config.get(item) != "y"]
+    return options_lacking(Path(vmlinux).parent, NEEDED_CONFIG)
 
 
 def lacks_why(missing: list[str]) -> str:

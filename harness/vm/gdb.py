@@ -8,7 +8,8 @@ debug variant). Attaching stops the guest; `continue` or detaching lets it go on
 
 `batch()` runs commands and detaches (the VM goes on), with breakpoints first: it waits,
 up to its timeout, until one is hit, then prints where (`bt`) before the commands.
-`interactive_argv()` is the same session left to a person.
+`interactive_argv()` is the session (attach, set the breakpoints, continue) that `batch()`
+adds to, and what a person gets.
 """
 
 from __future__ import annotations
@@ -34,12 +35,9 @@ def qemu_args(run_dir: Path) -> list[str]:
 
 def check_build(vmlinux: Path) -> Path:
     """The helpers of the build of vmlinux; a clear error if it cannot be debugged."""
-    from harness.kernel.kconfig import parse_config
+    from harness.kernel.kconfig import options_lacking
 
-    config_path = vmlinux.parent / ".config"
-    config = parse_config(config_path) if config_path.exists() else {}
-    missing = [item for item in NEEDED_CONFIG if config.get(item) != "y"]
-    if missing:
+    if missing := options_lacking(vmlinux.parent, NEEDED_CONFIG):
         raise GdbError(f"the kernel was built without {' and '.join(missing)}: gdb needs its "
                        f"debug info and the kernel's gdb helpers. Build the debug variant "
                        f"(invoke build --variant debug) and boot it")
@@ -50,7 +48,8 @@ def check_build(vmlinux: Path) -> Path:
     return helpers
 
 
-def _session(run_dir: Path, vmlinux: Path, breakpoints: Sequence[str]) -> list[str]:
+def interactive_argv(run_dir: Path, vmlinux: Path, breakpoints: Sequence[str] = ()
+                     ) -> list[str]:
     helpers = check_build(vmlinux)
     argv = ["gdb", "-q", "-nx", "-iex", "set auto-load python-scripts off",
             "-iex", "set pagination off", str(vmlinux),
@@ -62,16 +61,12 @@ def _session(run_dir: Path, vmlinux: Path, breakpoints: Sequence[str]) -> list[s
     return argv
 
 
-def interactive_argv(run_dir: Path, vmlinux: Path, breakpoints: Sequence[str] = ()) -> list[str]:
-    return _session(run_dir, vmlinux, breakpoints)
-
-
 def batch(run_dir: Path, vmlinux: Path, commands: Sequence[str],
           breakpoints: Sequence[str] = (), timeout: float = 300.0) -> Result:
     """Attach, wait for a breakpoint (if any), run `commands`, detach. The Result holds
     gdb's output; a breakpoint not hit within `timeout` raises CommandError (gdb is
     killed: the stub then lets the guest go on)."""
-    argv = _session(run_dir, vmlinux, breakpoints)
+    argv = interactive_argv(run_dir, vmlinux, breakpoints)
     if breakpoints:
         argv += ["-ex", "bt"]
     for command in commands:

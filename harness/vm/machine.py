@@ -155,11 +155,17 @@ def _alive(pid: int) -> bool:
 
 def _ours(state: VmState) -> bool:
     """Whether state.pid is still the virtme-ng process we started (pids get reused)."""
+    return _names(state.pid, state.run_dir)
+
+
+def _names(pid: int, directory: str | Path) -> bool:
+    """Whether process pid has `directory` in its arguments (every process of a VM names
+    its run directory)."""
     try:
-        cmdline = Path(f"/proc/{state.pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
         return False
-    return state.run_dir.encode() in b" ".join(cmdline)
+    return str(directory).encode() in b" ".join(cmdline)
 
 
 def processes_mentioning(path: Path) -> list[str]:
@@ -212,15 +218,8 @@ def kept_path(cache: Path, name: str, what: str) -> Path:
 def _stop_watcher(run_dir: Path) -> None:
     """Stop the VM's panic watcher if it still runs (it ends by itself with QEMU)."""
     pid = vmcore.watcher_pid(run_dir)
-    if pid is not None and _alive(pid) and str(run_dir) in " ".join(_cmdline(pid)):
+    if pid is not None and _alive(pid) and _names(pid, run_dir):
         _kill_group(pid)
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except FileNotFoundError:
-        return []
 
 
 def _orphans(state: VmState) -> list[int]:

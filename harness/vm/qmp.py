@@ -38,10 +38,6 @@ class Qmp:
         self._message()  # the greeting
         self.execute("qmp_capabilities")
 
-    def close(self) -> None:
-        self.reader.close()
-        self.sock.close()
-
     def execute(self, command: str, **arguments) -> object:
         """Run a QMP command; return its "return" value, raise QmpError on its "error"."""
         request = {"execute": command, **({"arguments": arguments} if arguments else {})}

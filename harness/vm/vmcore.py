@@ -45,7 +45,7 @@ class DumpRecord:
     """What is known of a dump, written beside it as `<dump>.json`."""
     format: str
     bytes: int  # on disk
-    seconds: float  # how long QEMU took to write it
+    seconds: float  # how long writing it took (QEMU's dump, then the holes made)
     panicked_at: float  # host wall-clock time of the guest's panic event
     image: str = ""  # the kernel it is of, filled in by keep()
     vmlinux: str = ""
@@ -129,11 +129,8 @@ def keep(run_dir: Path, target: Path, image: str, vmlinux: str) -> Path | None:
     record = DumpRecord.load(source)
     if record is None or not source.exists():
         return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(source), target)
-    DumpRecord(**{**asdict(record), "image": image, "vmlinux": vmlinux}).save(target)
-    DumpRecord.path_for(source).unlink()
-    return target
+    DumpRecord(**{**asdict(record), "image": image, "vmlinux": vmlinux}).save(source)
+    return move(source, target)
 
 
 def move(dump_path: Path, target: Path) -> Path:

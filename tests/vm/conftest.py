@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.kernel import build as kernel_build
 from harness.kernel.build import last_image
 from harness.paths import cache_dir
 from harness.vm import machine
@@ -19,6 +20,21 @@ def kernel_image():
     if not image.is_file():
         pytest.fail(f"no kernel image at {image}: run `invoke build` first")
     return image
+
+
+@pytest.fixture
+def variant_image():
+    """variant_image(name) -> the image of that variant's build of the default source; the
+    test skips, saying how to build it, when it is not built (CI builds only the normal
+    variant)."""
+    def image_of(variant: str):
+        image = kernel_build.image_path(kernel_build.BuildRequest(cache=cache_dir(),
+                                                                  variant=variant))
+        if not image.is_file():
+            pytest.skip(f"no {variant} kernel at {image}: invoke build --variant {variant}")
+        return image
+
+    return image_of
 
 
 SHARED_PARTS = ("src", "build", "ccache", "tools")

@@ -10,19 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernel import build as kernel_build
-from harness.paths import cache_dir
-
 CHECK = Path(__file__).with_name("data") / "no_mptcp_check.py"
 
 
 @pytest.fixture
-def no_mptcp_image():
-    image = kernel_build.image_path(kernel_build.BuildRequest(cache=cache_dir(),
-                                                              variant="no-mptcp"))
-    if not image.is_file():
-        pytest.skip(f"no CONFIG_MPTCP=n kernel at {image}: invoke build --variant no-mptcp")
-    return image
+def no_mptcp_image(variant_image):
+    return variant_image("no-mptcp")
 
 
 def test_mptcp_sockets_are_refused_and_tcp_works(boot_vm, no_mptcp_image):

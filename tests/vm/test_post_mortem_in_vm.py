@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kernel import build as kernel_build
-from harness.paths import PROJECT_ROOT, cache_dir
+from harness.paths import PROJECT_ROOT
 from harness.vm import gdb, machine
 from harness.vm.vmcore import DumpRecord
 
@@ -42,12 +41,8 @@ PANIC_WITH_A_CONNECTION = (
 
 
 @pytest.fixture
-def debug_image():
-    image = kernel_build.image_path(kernel_build.BuildRequest(cache=cache_dir(),
-                                                              variant="debug"))
-    if not image.is_file():
-        pytest.skip(f"no debug kernel at {image}: invoke build --variant debug")
-    return image
+def debug_image(variant_image):
+    return variant_image("debug")
 
 
 def test_gdb_attaches_and_lx_dmesg_prints_the_guest_log(boot_vm, debug_image):
