@@ -14,6 +14,7 @@ adds to, and what a person gets.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from harness.run import Result, run
 SOCKET = "gdb.sock"
 NEEDED_CONFIG = ("CONFIG_DEBUG_INFO", "CONFIG_GDB_SCRIPTS")
 HELPERS = "vmlinux-gdb.py"
+SYSTEM_MAP = "System.map"
+LOOKUP_TIMEOUT = 120.0
 
 
 class GdbError(HarnessError):
@@ -48,9 +51,38 @@ def check_build(vmlinux: Path) -> Path:
     return helpers
 
 
+def check_breakpoints(vmlinux: Path, breakpoints: Sequence[str]) -> None:
+    """Refuse a breakpoint location gdb cannot find in vmlinux. Attached, gdb would only say
+    "not defined" and go on waiting, up to the timeout, for a breakpoint that does not exist."""
+    if not breakpoints:
+        return
+    argv = ["gdb", "-batch", "-nx", "-iex", "set auto-load python-scripts off", str(vmlinux)]
+    for location in breakpoints:
+        argv += ["-ex", f"info line {location}"]
+    result = run(argv, timeout=LOOKUP_TIMEOUT, check=False)
+    said = result.stdout + result.stderr
+    unknown = [location for location in breakpoints
+               if f'Function "{location}" not defined.' in said
+               or f"No source file named {location.partition(':')[0]}." in said]
+    if unknown:
+        raise GdbError("no such function or source line in the kernel: " + "; ".join(
+            f"{location}{_near_names(vmlinux, location)}" for location in unknown))
+
+
+def _near_names(vmlinux: Path, location: str) -> str:
+    system_map = vmlinux.parent / SYSTEM_MAP
+    if not system_map.exists():
+        return ""
+    names = [line.split()[2] for line in system_map.read_text().splitlines()
+             if line.count(" ") == 2]
+    near = difflib.get_close_matches(location, names, n=3)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
 def interactive_argv(run_dir: Path, vmlinux: Path, breakpoints: Sequence[str] = ()
                      ) -> list[str]:
     helpers = check_build(vmlinux)
+    check_breakpoints(vmlinux, breakpoints)
     argv = ["gdb", "-q", "-nx", "-iex", "set auto-load python-scripts off",
             "-iex", "set pagination off", str(vmlinux),
             "-ex", f"source {helpers}", "-ex", f"target remote {run_dir / SOCKET}"]
