@@ -41,6 +41,7 @@ from harness.paths import PROJECT_ROOT
 from harness.run import Result
 from harness.vm import accel, decode, gdb, oracle, settle, ssh, vmcore, warm
 from harness.vm.ssh import (
+    CommandTimeout,
     ConnectionLost,
     Guest,
     Output,
@@ -303,14 +304,18 @@ def boot(options: BootOptions, cache: Path, name: str = DEFAULT_NAME) -> Vm:
 @contextlib.contextmanager
 def session(options: BootOptions, cache: Path, name: str = DEFAULT_NAME):
     """VM `name` if it runs options.image, else one booted for this block and halted after
-    it (also on failure and Ctrl-C)."""
+    it (also on failure and Ctrl-C), unless a command hung in it with keep_on_hang: the VM
+    then stays up, with that command, for a person to look at."""
     before = running(cache, name)
-    vm = None
+    vm, kept = None, False
     try:
         vm = boot(options, cache, name)
         yield vm
+    except CommandTimeout as err:
+        kept = err.kept
+        raise
     finally:
-        if vm is not None and (before is None or before.pid != vm.state.pid):
+        if vm is not None and not kept and (before is None or before.pid != vm.state.pid):
             halt(cache, name)
 
 
@@ -496,18 +501,21 @@ class Vm:
 
     # ---- commands under the oracle ----
     def run(self, argv: Sequence[str], timeout: float, output: Output | None = None,
-            cwd: str | Path | None = None, env: dict[str, str] | None = None
-            ) -> CommandReport:
+            cwd: str | Path | None = None, env: dict[str, str] | None = None,
+            keep_on_hang: bool = False) -> CommandReport:
         """Run argv in the guest (in cwd, with env added), then its settle step (see
         guest-settle): the splats logged from its start until the deferred work it left is
-        done count against it. A shell command is ["sh", "-c", text]."""
+        done count against it. A shell command is ["sh", "-c", text]. A command that
+        outlives `timeout` raises CommandTimeout; with keep_on_hang it is left running
+        and the VM stays up (session() does not halt it)."""
         command = guest_command(argv, cwd, env)
         start = self.console_size()
         namespaces = self.named_namespaces()
         marker = self._next_marker()
         try:
             result = self.guest.run(command, timeout, output,
-                                    before_kill=lambda: self._blocked_tasks_dump(start))
+                                    before_kill=lambda: self._blocked_tasks_dump(start),
+                                    keep_on_timeout=keep_on_hang)
             settled = self.guest.run(settle.argv(namespaces, mark=marker), settle.TIMEOUT)
         except ConnectionLost as err:
             raise self._death(str(err), start) from None
@@ -519,12 +527,14 @@ class Vm:
 
     def run_module(self, module: str, args: Sequence[str], timeout: float,
                    output: Output | None = None, cwd: str | Path | None = None,
-                   env: dict[str, str] | None = None) -> CommandReport:
+                   env: dict[str, str] | None = None, keep_on_hang: bool = False
+                   ) -> CommandReport:
         """`python -m module args` in the guest, forked from its warm Python (see warm.py):
         the project's imports are paid once per boot, not once per command."""
         self._ensure_warm()
         return self.run(warm.client_argv(sys.executable, module, [str(a) for a in args]),
-                        timeout, output, cwd=cwd or PROJECT_ROOT, env=env)
+                        timeout, output, cwd=cwd or PROJECT_ROOT, env=env,
+                        keep_on_hang=keep_on_hang)
 
     def _ensure_warm(self) -> None:
         """Start the guest's warm Python unless its manifest says it serves, with modules

@@ -50,9 +50,15 @@ class ConnectionLost(SshError):
 
 
 class CommandTimeout(SshError):
-    def __init__(self, command: str, timeout: float, output: str):
-        self.command, self.timeout, self.output = command, timeout, output
-        super().__init__(f"guest command timed out after {timeout:.0f} s: {command}")
+    def __init__(self, command: str, timeout: float, output: str, kept: bool = False):
+        self.command, self.timeout, self.output, self.kept = command, timeout, output, kept
+        super().__init__(f"guest command timed out after {timeout:.0f} s: {command}"
+                         + (f"\n{KEPT_HINT}" if kept else ""))
+
+
+KEPT_HINT = ("--keep-on-hang: the command is left as it is, in the VM, which stays up: "
+             "invoke shell, invoke inspect or invoke gdb (debug variant) to look at it, "
+             "invoke halt to stop it")
 
 
 @dataclass(frozen=True)
@@ -118,13 +124,15 @@ class Guest:
         return transport is not None and transport.is_active()
 
     def run(self, command: str | Sequence[str], timeout: float, output: Output | None = None,
-            before_kill: Callable[[], str] | None = None) -> GuestResult:
+            before_kill: Callable[[], str] | None = None,
+            keep_on_timeout: bool = False) -> GuestResult:
         """Run command (a shell string, or an argv list quoted for the guest's shell) and
         return its status and output; stream output as it arrives when `output` is given.
 
         Raises CommandTimeout after `timeout` seconds, once `before_kill` (if given: its
-        text is added to the output) has run and the command's process group is killed; the
-        group is killed on Ctrl-C too. Raises ConnectionLost if the guest goes away first.
+        text is added to the output) has run and the command's process group is killed
+        (left running with keep_on_timeout, for a person to look at the hang); the group
+        is killed on Ctrl-C too. Raises ConnectionLost if the guest goes away first.
         """
         if not isinstance(command, str):
             command = shlex.join(str(a) for a in command)
@@ -141,8 +149,10 @@ class Guest:
             return self._collect(channel, command, time.monotonic() + timeout, timeout, output)
         except CommandTimeout as err:
             extra = before_kill() if before_kill else ""
-            self._kill_group(pgid_file)  # a cut command must not live on
-            raise CommandTimeout(command, timeout, err.output + extra) from None
+            if not keep_on_timeout:
+                self._kill_group(pgid_file)  # a cut command must not live on
+            raise CommandTimeout(command, timeout, err.output + extra,
+                                 kept=keep_on_timeout) from None
         except KeyboardInterrupt:
             with interrupts.held():  # the command cleans up (SIGTERM) before we go on
                 self._kill_group(pgid_file)

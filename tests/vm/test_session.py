@@ -38,6 +38,31 @@ def test_a_command_past_its_timeout_is_cut_with_what_it_printed(boot_vm):
     assert state.output.strip() in ("", "Z")
 
 
+def test_keep_on_hang_leaves_the_command_and_its_vm_up_for_a_person(kernel_image, vm_cache):
+    options = machine.BootOptions(image=kernel_image)
+    try:
+        with pytest.raises(CommandTimeout) as hung, machine.session(options, vm_cache) as vm:
+            vm.run(["sh", "-c", "echo $$ > /tmp/hung; exec sleep 600"], timeout=3,
+                   keep_on_hang=True)
+        assert hung.value.kept and "invoke halt" in str(hung.value)
+        assert machine.running(vm_cache) is not None  # the session did not halt it
+        with machine.session(options, vm_cache) as again:  # the same VM, reused
+            assert again.state.pid == vm.state.pid
+            state = again.run(["sh", "-c", 'cut -d" " -f3 "/proc/$(cat /tmp/hung)/stat"'], 30)
+        assert state.stdout.strip() == "S"  # the command sleeps on, as it was
+    finally:
+        machine.halt(vm_cache)
+    assert machine.running(vm_cache) is None
+
+
+def test_without_keep_on_hang_a_session_halts_its_vm_after_a_timeout(kernel_image, vm_cache):
+    options = machine.BootOptions(image=kernel_image)
+    with pytest.raises(CommandTimeout) as hung, machine.session(options, vm_cache) as vm:
+        vm.run(["sleep", "600"], timeout=3)
+    assert not hung.value.kept
+    assert machine.running(vm_cache) is None
+
+
 def test_files_go_both_ways(boot_vm, tmp_path):
     vm = boot_vm()
     sent = tmp_path / "sent.bin"
