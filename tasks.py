@@ -35,6 +35,11 @@ def setup(c):
     print(f"setup: selftests use {iproute2} from {backports.root(_cache(c))}")
 
 
+COVERAGE_HELP = ("collect net/mptcp's gcov counters per test and write an lcov report under "
+                 "reports/coverage-<time>/ (a kernel of invoke build --variant coverage)")
+
+KEEP_ON_HANG_HELP = ("a command that outlives its timeout is left running and the VM up, to "
+                     "look at it (invoke shell, inspect, gdb); invoke halt stops it")
 SELFTEST_HELP = {
     "only": "a selftest script to run, with its arguments (repeatable): 'diag.sh', "
             "'mptcp_join.sh -f -s' (test groups), 'mptcp_join.sh 42' (one subtest)",
@@ -52,10 +57,13 @@ SELFTEST_HELP = {
     "junit": "write a JUnit XML report to this path",
     "all": "also KUnit and the kernel's MPTCP selftests, in the same VM, one report",
     "keep": "keep the evidence (pcaps, MIB deltas, output) of passing tests too",
+    "coverage": COVERAGE_HELP,
+    "keep_on_hang": KEEP_ON_HANG_HELP,
     **SELFTEST_HELP,
 })
 def test(c, host=False, k=None, junit=None, all=False, keep=False, only=None,
-         expect_all_features=False, retry_failed=0, timeout=None, verbose=False):
+         expect_all_features=False, retry_failed=0, timeout=None, verbose=False,
+         coverage=False, keep_on_hang=False):
     """Run the MPTCP behaviour tests (tests/mptcp) in the VM, or on this kernel with --host.
 
     Without --host, a VM is booted for the run if none is up, and halted after. A failed
@@ -66,13 +74,17 @@ def test(c, host=False, k=None, junit=None, all=False, keep=False, only=None,
     from harness import testrun
 
     junit = Path(junit).resolve() if junit else None
+    if host and (coverage or keep_on_hang):
+        raise Exit("error: --coverage and --keep-on-hang are about our kernel in the VM, "
+                   "not --host")
     if host:
         _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target(), evidence=True,
                    keep_passing=keep)
         return
     selftests = _selftest_options(only, expect_all_features, retry_failed, timeout,
                                   verbose) if all else None
-    _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None, keep_passing=keep)
+    _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None, keep_passing=keep,
+               coverage=coverage, keep_on_hang=keep_on_hang)
 
 
 def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose):
@@ -82,7 +94,8 @@ def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
                                    int(timeout) if timeout else None, verbose)
 
 
-def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=False):
+def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=False,
+               coverage=False, keep_on_hang=False):
     """Boot (or reuse) the VM, run what was asked in it, report; exit non-zero on failure."""
     from harness.runs import full as fullrun
     from harness.vm import machine
@@ -90,7 +103,8 @@ def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=Fals
     cache = _cache(c)
     try:
         with machine.session(_boot_options(cache), cache) as vm:
-            run = fullrun.run_in_vm(vm, tests_dir, keyword, selftests, kunit, keep_passing)
+            run = fullrun.run_in_vm(vm, tests_dir, keyword, selftests, kunit, keep_passing,
+                                    coverage, keep_on_hang)
     except HarnessError as exc:
         raise _fail(exc) from None
     code = fullrun.report(run, junit)
@@ -99,14 +113,33 @@ def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=Fals
 
 
 @task(iterable=["only"], help={"junit": "write a JUnit XML report to this path",
+                               "coverage": COVERAGE_HELP, "keep_on_hang": KEEP_ON_HANG_HELP,
                                **SELFTEST_HELP})
 def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=None,
-              verbose=False, junit=None):
+              verbose=False, junit=None, coverage=False, keep_on_hang=False):
     """Build the kernel's MPTCP selftests (same tree and series) and run them in the VM."""
     from pathlib import Path
 
     options = _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
-    _run_in_vm(c, Path(junit).resolve() if junit else None, None, None, options, kunit=False)
+    _run_in_vm(c, Path(junit).resolve() if junit else None, None, None, options, kunit=False,
+               coverage=coverage, keep_on_hang=keep_on_hang)
+
+
+@task(help={"report": "a coverage report directory (reports/coverage-...) or an lcov tracefile",
+            "compare": "another report: the lines and functions one covers and the other not",
+            "function": "list the tests (and selftest slots) during which this function ran",
+            "split": "what only our tests, only the selftests, only KUnit reach"})
+def coverage(c, report, compare=None, function=None, split=False):
+    """Read a coverage report of net/mptcp (invoke test/selftests --coverage wrote it)."""
+    from pathlib import Path
+
+    from harness.coverage import query
+
+    try:
+        print(query.describe(Path(report), Path(compare) if compare else None, function,
+                             split))
+    except HarnessError as exc:
+        raise _fail(exc) from None
 
 
 @task(help={"junit": "write a JUnit XML report to this path"})
@@ -210,7 +243,7 @@ def topo_down(c):
     "patches": "apply this series instead of ours: a directory (a series file, or git "
                "format-patch output) or an mbox (format-patch --stdout, a mailing-list thread)",
     "no-patches": "build the source without any patch series",
-    "variant": "normal or debug (KASAN, lockdep, kmemleak, ...)",
+    "variant": "normal, debug (KASAN, lockdep, kmemleak, ...) or coverage (gcov of net/mptcp)",
     "config-item": "an extra option such as CONFIG_X=y (repeatable)",
     "print": "print the path of the kernel image it would boot, build nothing",
 })
@@ -291,15 +324,17 @@ def _running_vm(c):
 
 
 @task(help={"cmd": "the shell command to run in the VM",
-            "timeout": "seconds before the command is cut (after a blocked-task dump)"})
-def exec_(c, cmd, timeout=600):
+            "timeout": "seconds before the command is cut (after a blocked-task dump)",
+            "keep_on_hang": KEEP_ON_HANG_HELP})
+def exec_(c, cmd, timeout=600, keep_on_hang=False):
     """Run one command in the VM; its output and exit status are this task's."""
     import sys
 
     vm = _running_vm(c)
     try:
         report = vm.run(["sh", "-c", cmd], float(timeout), output=lambda t: (sys.stdout.write(t),
-                                                               sys.stdout.flush()))
+                                                               sys.stdout.flush()),
+                        keep_on_hang=keep_on_hang)
     except HarnessError as exc:
         raise _fail(exc) from None
     if report.settle:
@@ -600,7 +635,7 @@ topo.add_task(topo_up, "up")
 topo.add_task(topo_down, "down")
 
 ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, oracle,
-                bench, repro, bisect, inspect, gdb, topo)
+                bench, repro, bisect, inspect, gdb, coverage, topo)
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")

@@ -36,6 +36,7 @@ DEBIAN_PACKAGES = {
     "mptcpize": "forced MPTCP for unmodified applications (tests/mptcp/test_mptcpize.py; the "
                 "guest runs the host's binaries over 9p); Debian ships it apart from mptcpd",
     "curl": "a real HTTP client run under mptcpize (tests/mptcp/test_mptcpize.py)",
+    "lcov": "coverage reports of net/mptcp (lcov, genhtml) from the guest's gcov counters",
     "gdb": "invoke gdb: the kernel's debugger on the VM through QEMU's gdb stub",
     "iperf3": "a real throughput client and server run under mptcpize "
               "(tests/mptcp/test_mptcpize.py)",

@@ -18,6 +18,7 @@ import pytest
 from harness import PROJECT_PREFIX, evidence, interrupts
 from harness import netns as namespaces
 from harness.capture import Capture
+from harness.coverage import guest as coverage_guest
 from harness.mptcp import mib as mib_counters
 from harness.netns import created_here
 from harness.vm import oracle, settle
@@ -311,6 +312,8 @@ def pytest_runtest_setup(item):
         _kernel_log.new_lines()  # what came between tests is the host console's business
         _kernel_log.mark(f"test start {item.nodeid}")
         item.stash[NAMESPACES_BEFORE] = settle.named_namespaces()
+        if coverage_guest.run_directory() is not None:
+            coverage_guest.reset()
     yield
 
 
@@ -322,6 +325,16 @@ def pytest_runtest_makereport(item, call):
     item.stash.setdefault(REPORTS, []).append(report)
     if call.when == "teardown":
         keep_evidence(item, console)
+        if _kernel_log is not None:
+            collect_coverage(item)
+
+
+def collect_coverage(item) -> None:
+    """With --coverage: the counters of this test (and its settle step) into its part."""
+    directory = coverage_guest.run_directory()
+    if directory is not None:  # the host set it only with the build record of a gcov kernel
+        part = evidence.directory_name(*evidence.junit_names(item.nodeid))
+        coverage_guest.collect(directory / part, Path(os.environ[BUILD_RECORD_ENV]).parent)
 
 
 def judge_by_kernel(item, call, report) -> list[str]:

@@ -109,6 +109,18 @@ MAKE_STAGES = (("vmlinux", {}), ("bzImage", {"CCACHE_DISABLE": "1"}))
 GDB_SCRIPTS_STAGE = ("scripts_gdb", {})
 
 
+# With CONFIG_GCOV_KERNEL (the coverage variant), gcov profiles net/mptcp and nothing else.
+# A variable on make's command line is expanded where it is used and wins over the
+# directories' own GCOV_PROFILE lines, so this one is y while Kbuild builds net/mptcp and
+# empty (not profiled) everywhere else; make hands it to every sub-make as written.
+GCOV_MPTCP_ONLY = "GCOV_PROFILE=$(if $(filter net/mptcp,$(obj)),y)"
+
+
+def make_variables(build_dir: Path) -> list[str]:
+    return [] if kconfig.options_lacking(build_dir, ("CONFIG_GCOV_KERNEL",)) \
+        else [GCOV_MPTCP_ONLY]
+
+
 def make_stages(build_dir: Path) -> tuple[tuple[str, dict[str, str]], ...]:
     wants_gdb = not kconfig.options_lacking(build_dir, ("CONFIG_GDB_SCRIPTS",))
     return (*MAKE_STAGES, GDB_SCRIPTS_STAGE) if wants_gdb else MAKE_STAGES
@@ -116,7 +128,7 @@ def make_stages(build_dir: Path) -> tuple[tuple[str, dict[str, str]], ...]:
 
 def _make(tree: Path, build_dir: Path, request: BuildRequest, log: Path) -> None:
     argv = ["make", "-C", str(tree), f"O={build_dir}", f"ARCH={kconfig.ARCH}",
-            "CC=ccache gcc", f"-j{request.jobs}"]
+            "CC=ccache gcc", f"-j{request.jobs}", *make_variables(build_dir)]
     # depend mode: on a miss ccache takes the dependencies from the compiler's -MD output
     # instead of running the preprocessor first; that extra run made a cold build 37% slower
     # base dir: paths under the cache are hashed relative to the build directory, so another

@@ -28,6 +28,8 @@ VARIANTS = {
     "normal": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", "kunit", "lkdtm"),
     "debug": ("tree:kernel/configs/debug.config", SELFTESTS_FRAGMENT,
               "base", "net", "mptcp", "kunit", "lkdtm", "debug"),
+    # gcov counters of net/mptcp (invoke test --coverage, invoke selftests --coverage)
+    "coverage": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", "kunit", "lkdtm", "coverage"),
     # proves a series changes nothing when MPTCP is compiled out (invoke patches.check)
     "no-mptcp": ("base", "net", "no-mptcp"),
 }

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import backports, testrun
+from harness.coverage import report as coverage_report
+from harness.coverage.counters import Counters
 from harness.kernel.selftests_build import build_selftests
 from harness.report.junit import write_junit
 from harness.report.ktap import ScriptResult
@@ -36,6 +38,7 @@ class FullRun:
     pytest_splats: list[str] = field(default_factory=list)  # decoded
     kunit: list[ScriptResult] = field(default_factory=list)
     selftests: list[ScriptResult] = field(default_factory=list)
+    coverage: coverage_report.Report | None = None
 
     @property
     def failed(self) -> bool:
@@ -45,33 +48,51 @@ class FullRun:
 
 def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
               selftests: SelftestOptions | None, kunit: bool | None = None,
-              keep_passing: bool = False) -> FullRun:
+              keep_passing: bool = False, coverage: bool = False,
+              keep_on_hang: bool = False) -> FullRun:
     """Our tests in tests_dir (if given), KUnit (default: with the selftests), selftests.
-    keep_passing keeps the evidence of passing tests too (failed tests always leave it)."""
+    keep_passing keeps the evidence of passing tests too (failed tests always leave it).
+    coverage (a kernel of the coverage variant) collects the gcov counters of each test,
+    of KUnit and of each selftest slot, and writes a report of net/mptcp's coverage.
+    keep_on_hang leaves a command that outlives its timeout running, in a VM left up."""
     vm.check_runs_its_image()
+    counters = Counters.of(vm) if coverage else None
     run = FullRun(f"VM kernel {vm.kernel_release()} ({vm.accel})")
     if tests_dir is not None:
         with tempfile.TemporaryDirectory(prefix="mlab-junit-") as scratch:
             junit = Path(scratch) / "pytest.xml"
             run.pytest = test_runner.run_pytest_in_vm(vm, [tests_dir], keyword, junit,
-                                                     keep_passing)
+                                                     keep_passing, counters, keep_on_hang)
             run.pytest_junit = junit.read_text()
         run.pytest_splats = [vm.decoded(s) for s in run.pytest.splats]
     if kunit if kunit is not None else selftests is not None:
-        run.kunit = kunit_runner.run_suites(vm)
+        run.kunit = _kunit(vm, counters)
     if selftests is not None:
-        run.selftests = _selftests(vm, selftests)
+        run.selftests = _selftests(vm, selftests, counters, keep_on_hang)
+    if counters:
+        run.coverage = coverage_report.write(counters.directory, counters.build_dir,
+                                             f"net/mptcp, {run.target}")
     return run
 
 
-def _selftests(vm, options: SelftestOptions) -> list[ScriptResult]:
+def _kunit(vm, counters: Counters | None) -> list[ScriptResult]:
+    if counters:
+        counters.reset()
+    results = kunit_runner.run_suites(vm)
+    if counters:
+        counters.collect("kunit")
+    return results
+
+
+def _selftests(vm, options: SelftestOptions, counters: Counters | None,
+               keep_on_hang: bool) -> list[ScriptResult]:
     suite = build_selftests(vm.image)
     slots = (selftest_runner.parse_only(list(options.only), suite) if options.only
              else selftest_runner.default_slots(suite))
     policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,
                                     options.expect_all_features, options.retries,
-                                    tuple(backports.path_dirs(vm.cache)))
-    return selftest_runner.run_all(vm, suite, slots, policy, options.verbose)
+                                    tuple(backports.path_dirs(vm.cache)), keep_on_hang)
+    return selftest_runner.run_all(vm, suite, slots, policy, options.verbose, counters)
 
 
 def report(run: FullRun, junit: Path | None) -> int:
@@ -86,6 +107,9 @@ def report(run: FullRun, junit: Path | None) -> int:
         print(summary_line(run.kunit, f"KUnit on {run.target}"))
     if run.selftests:
         print(summary_line(run.selftests, f"selftests on {run.target}"))
+    if run.coverage is not None:
+        print(f"\ncoverage of net/mptcp (report: {run.coverage.index}):\n"
+              f"{run.coverage.summary}")
     if junit is not None:
         write_combined_junit(run, junit)
     if run.pytest is not None and run.pytest.exit_code != 0:

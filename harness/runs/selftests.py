@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import evidence
+from harness.coverage.counters import Counters
 from harness.errors import HarnessError
 from harness.kernel.selftests_build import InstalledSuite
 from harness.report.ktap import Case, ScriptResult, parse_selftest
@@ -56,6 +57,7 @@ class Policy:
     expect_all_features: bool = False
     retries: int = 0
     path_dirs: tuple[str, ...] = ()  # put first on the scripts' PATH (newer tools)
+    keep_on_hang: bool = False  # a script past its timeout stays, in a VM left up; the run ends
 
 
 def parse_only(entries: list[str], suite: InstalledSuite) -> list[Slot]:
@@ -141,14 +143,15 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     env = {"PATH": ":".join((*policy.path_dirs, GUEST_PATH))}
     if policy.expect_all_features:
         env[EXPECT_ALL] = "1"
-    argv = ["timeout", "-k", str(KILL_GRACE_S), str(policy.timeout_s),
-            *command_line(suite.directory, slot)]
+    argv, timeout = timed_command(suite, slot, policy)
     start, console_start = time.monotonic(), vm.console_size()
     try:
-        report = vm.run(argv, policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S, output,
-                        cwd=suite.directory, env=env)
+        report = vm.run(argv, timeout, output, cwd=suite.directory, env=env,
+                        keep_on_hang=policy.keep_on_hang)
         exit_code, text, splats = report.returncode, report.stdout, report.splats
     except CommandTimeout as err:
+        if err.kept:
+            raise
         exit_code, text, splats = None, err.output, []
     if exit_code == 124:  # the guest's timeout cut it
         exit_code = None
@@ -161,6 +164,16 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     if policy.expect_all_features:
         result = _skips_as_failures(result)
     return result
+
+
+def timed_command(suite: InstalledSuite, slot: Slot, policy: Policy) -> tuple[list[str], int]:
+    """The slot's argv under the guest's `timeout`, and the host's limit a little after it.
+    With keep_on_hang there is no guest timeout: the host's limit leaves the script be."""
+    started = command_line(suite.directory, slot)
+    if policy.keep_on_hang:
+        return started, policy.timeout_s
+    return (["timeout", "-k", str(KILL_GRACE_S), str(policy.timeout_s), *started],
+            policy.timeout_s + KILL_GRACE_S + HOST_MARGIN_S)
 
 
 def with_splats(result: ScriptResult, splats) -> ScriptResult:
@@ -192,13 +205,18 @@ def _join(*notes: str) -> str:
 
 
 def run_all(vm, suite: InstalledSuite, slots: list[Slot], policy: Policy,
-            verbose: bool = False) -> list[ScriptResult]:
+            verbose: bool = False, counters: Counters | None = None) -> list[ScriptResult]:
     """Every slot in turn, one status line each (the scripts' output too when verbose). A
-    failed or flaky slot leaves each attempt's output and console under reports/."""
+    failed or flaky slot leaves each attempt's output and console under reports/. With
+    counters, the gcov counters of each slot (all its attempts) are collected."""
     results, kept = [], evidence.run_directory_for("selftests-")
     for slot in slots:
         print(f"selftests: {slot.name} ...", flush=True)
+        if counters:
+            counters.reset()
         result = run_slot(vm, suite, slot, policy, _echo if verbose else None)
+        if counters:
+            counters.collect(evidence.directory_name("selftests", slot.name))
         if result.status == "fail" or result.flaky:
             result = keep_attempts(result, kept / evidence.directory_name("selftests", slot.name))
             print(f"selftests: {slot.name}: evidence in {kept}", flush=True)

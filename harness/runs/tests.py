@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from harness import evidence
+from harness.coverage.counters import Counters
 from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
 from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, files_selected, pytest_argv
@@ -21,10 +22,13 @@ GUEST_TEST_TIMEOUT = 3600.0
 
 
 def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
-                     junit: Path | None = None, keep_passing: bool = False) -> Outcome:
+                     junit: Path | None = None, keep_passing: bool = False,
+                     counters: Counters | None = None, keep_on_hang: bool = False) -> Outcome:
     """Run pytest inside the VM, output streamed here; JUnit XML copied to `junit`. Splats
     in the console fail the run. What failed tests (all, with keep_passing) leave is kept
-    under reports/ (harness.evidence)."""
+    under reports/ (harness.evidence). With counters, each test's gcov counters are
+    collected (the guest's plugin resets and copies them around each test). keep_on_hang:
+    a pytest that outlives its timeout is left running in the VM, which stays up."""
     guest_junit = vm.exchange_dir / "junit.xml"
     guest_junit.unlink(missing_ok=True)
     written = vm.exchange_dir / "evidence"
@@ -36,9 +40,10 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     record = vm.build_record_path()
     env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
            **({BUILD_RECORD_ENV: str(record)} if record else {}),
-           **evidence.pytest_env(written, keep_passing)}
+           **evidence.pytest_env(written, keep_passing),
+           **(counters.env() if counters else {})}
     report = vm.run_module(module, args, GUEST_TEST_TIMEOUT * vm.slowdown, output=_echo,
-                           cwd=PROJECT_ROOT, env=env)
+                           cwd=PROJECT_ROOT, env=env, keep_on_hang=keep_on_hang)
     code = report.returncode
     if code == PYTEST_NO_TESTS:
         raise HarnessError(f"pytest collected no test in {' '.join(map(str, paths))}"

@@ -7,12 +7,16 @@ import pytest
 
 from harness.kernel.selftests_build import installed_suite
 from harness.runs.selftests import (
+    HOST_MARGIN_S,
+    KILL_GRACE_S,
+    Policy,
     SelftestError,
     Slot,
     command_line,
     default_slots,
     join_groups,
     parse_only,
+    timed_command,
 )
 
 
@@ -79,3 +83,20 @@ def test_a_script_without_exec_bit_nor_interpreter_is_started_as_is(suite):
     (suite.directory / "diag.sh").write_text("echo no interpreter line\n")
     (suite.directory / "diag.sh").chmod(0o644)
     assert command_line(suite.directory, Slot("diag.sh")) == ["./diag.sh"]
+
+
+def test_a_slot_runs_under_the_guests_timeout_and_the_host_waits_a_little_longer(suite):
+    (suite.directory / "diag.sh").write_text("#!/bin/bash\n")
+    (suite.directory / "diag.sh").chmod(0o755)
+    argv, host_limit = timed_command(suite, Slot("diag.sh"), Policy(timeout_s=1800))
+    assert argv == ["timeout", "-k", str(KILL_GRACE_S), "1800", "./diag.sh"]
+    assert host_limit == 1800 + KILL_GRACE_S + HOST_MARGIN_S
+
+
+def test_keep_on_hang_leaves_no_guest_timeout_to_kill_the_script(suite):
+    (suite.directory / "diag.sh").write_text("#!/bin/bash\n")
+    (suite.directory / "diag.sh").chmod(0o755)
+    argv, host_limit = timed_command(suite, Slot("diag.sh"),
+                                     Policy(timeout_s=1800, keep_on_hang=True))
+    assert argv == ["./diag.sh"]
+    assert host_limit == 1800

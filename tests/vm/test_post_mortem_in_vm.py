@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from guest_programs import LOOPBACK_CONNECTION
 
 from harness.paths import PROJECT_ROOT
 from harness.vm import gdb, machine
@@ -28,15 +29,7 @@ CONNECT_LOOP = ("import socket, time\n"
                 "    time.sleep(1)\n")
 # In the guest: one MPTCP connection on loopback, 1000 bytes sent, then a panic.
 PANIC_WITH_A_CONNECTION = (
-    "import socket\n"
-    "listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n"
-    "listener.bind(('127.0.0.1', 0))\n"
-    "listener.listen()\n"
-    "client = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)\n"
-    "client.connect(listener.getsockname())\n"
-    "server, _ = listener.accept()\n"
-    "client.sendall(b'x' * 1000)\n"
-    "assert len(server.recv(1000, socket.MSG_WAITALL)) == 1000\n"
+    LOOPBACK_CONNECTION +
     f"open({LKDTM!r}, 'w').write('PANIC')\n")
 
 

@@ -1,0 +1,64 @@
+"""`invoke coverage`: what a report says, what two reports (or two kinds of test) differ in,
+and which tests reach a function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.coverage import tracefile
+from harness.coverage.report import (
+    CoverageError,
+    covered_only_text,
+    difference,
+    difference_text,
+    summary_table,
+    tracefile_of,
+)
+
+# the lcov test names the runs give their parts (harness.coverage.lcov.test_name)
+KINDS = {"tests/mptcp": "tests_", "selftests": "selftests_", "KUnit": "kunit"}
+
+
+def kinds(data: tracefile.Tracefile) -> dict[str, set[str]]:
+    """The report's test names by kind (ours, the kernel's selftests, KUnit), present ones."""
+    found = {kind: {t for t in data if t.startswith(prefix)} for kind, prefix in KINDS.items()}
+    return {kind: tests for kind, tests in found.items() if tests}
+
+
+def describe(report: Path, compare: Path | None = None, function: str | None = None,
+             split: bool = False) -> str:
+    data = tracefile.read(tracefile_of(report))
+    if function:
+        return reaching(data, function)
+    if compare is not None:
+        other = tracefile.read(tracefile_of(compare))
+        return difference_text(difference(tracefile.union(data), tracefile.union(other)),
+                               str(report), str(compare))
+    if split:
+        return by_kind(data)
+    return summary_table(tracefile.union(data))
+
+
+def reaching(data: tracefile.Tracefile, function: str) -> str:
+    known = any(function in c.functions for files in data.values() for c in files.values())
+    if not known:
+        raise CoverageError(f"no function {function!r} in the report's files")
+    tests = tracefile.tests_reaching(data, function)
+    return f"{function}: reached by {len(tests)} of {len(data)} tests\n" + \
+        "".join(f"  {test}\n" for test in tests)
+
+
+def by_kind(data: tracefile.Tracefile) -> str:
+    """For each kind of test in the report, what it alone reaches."""
+    groups = kinds(data)
+    if len(groups) < 2:
+        raise CoverageError("--split needs a report of more than one kind of test "
+                            f"(this one has: {', '.join(groups) or 'none'}); "
+                            "invoke test --all --coverage runs all three")
+    parts = []
+    for kind, tests in groups.items():
+        others = set(data) - tests
+        diff = difference(tracefile.union(data, others), tracefile.union(data, tests))
+        parts.append(covered_only_text(f"reached only by {kind}", diff.gained_lines,
+                                       diff.gained_functions))
+    return "\n".join(parts)
