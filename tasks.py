@@ -128,8 +128,11 @@ def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=N
 @task(help={"report": "a coverage report directory (reports/coverage-...) or an lcov tracefile",
             "compare": "another report: the lines and functions one covers and the other not",
             "function": "list the tests (and selftest slots) during which this function ran",
-            "split": "what only our tests, only the selftests, only KUnit reach"})
-def coverage(c, report, compare=None, function=None, split=False):
+            "split": "what only our tests, only the selftests, only KUnit reach",
+            "changed": "the lines the patch series added or modified, and which of them ran",
+            "base": "with --changed: what the change is against, a tree or a git revision of "
+                    "the built tree (default: Debian's unpatched source)"})
+def coverage(c, report, compare=None, function=None, split=False, changed=False, base=None):
     """Read a coverage report of net/mptcp (invoke test/selftests --coverage wrote it)."""
     from pathlib import Path
 
@@ -137,7 +140,7 @@ def coverage(c, report, compare=None, function=None, split=False):
 
     try:
         print(query.describe(Path(report), Path(compare) if compare else None, function,
-                             split))
+                             split, changed, base))
     except HarnessError as exc:
         raise _fail(exc) from None
 

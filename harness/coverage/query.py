@@ -1,11 +1,11 @@
 """`invoke coverage`: what a report says, what two reports (or two kinds of test) differ in,
-and which tests reach a function."""
+which tests reach a function, and how much of a change (the patch series) ran."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.coverage import tracefile
+from harness.coverage import changes, tracefile
 from harness.coverage.report import (
     CoverageError,
     covered_only_text,
@@ -26,8 +26,10 @@ def kinds(data: tracefile.Tracefile) -> dict[str, set[str]]:
 
 
 def describe(report: Path, compare: Path | None = None, function: str | None = None,
-             split: bool = False) -> str:
+             split: bool = False, changed: bool = False, base: str | None = None) -> str:
     data = tracefile.read(tracefile_of(report))
+    if changed or base:
+        return of_change(tracefile.union(data), base)
     if function:
         return reaching(data, function)
     if compare is not None:
@@ -37,6 +39,17 @@ def describe(report: Path, compare: Path | None = None, function: str | None = N
     if split:
         return by_kind(data)
     return summary_table(tracefile.union(data))
+
+
+def of_change(files: dict[str, tracefile.FileCoverage], base: str | None) -> str:
+    """Which lines the change against base (default: the unpatched source) made the report
+    reached."""
+    tree = changes.tree_of(files)
+    against = base or str(changes.default_base(tree))
+    rows = changes.change_coverage(files, changes.changed_lines(tree, against))
+    if not rows:
+        raise CoverageError(f"no change in {tree / 'net/mptcp'} against {against}")
+    return changes.change_text(rows, against)
 
 
 def reaching(data: tracefile.Tracefile, function: str) -> str:

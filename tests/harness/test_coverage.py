@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.coverage import guest, lcov, query, tracefile
+from harness.coverage import changes, guest, lcov, query, tracefile
 from harness.coverage.report import CoverageError, difference, require_gcov, summary_table, write
+from harness.coverage.tracefile import FileCoverage
 from harness.kernel.build import GCOV_MPTCP_ONLY, make_variables
 
 SUB_MAKE = """\
@@ -153,3 +154,67 @@ def test_the_summary_counts_lines_functions_and_branches_per_file(tmp_path):
     assert table[1].split() == ["net/mptcp/pm.c", "3/3", "100.0%", "2/2", "100.0%",
                                 "1/2", "50.0%"]
     assert table[-1].split()[0] == "total"
+
+
+BEFORE = "one\ntwo\nthree\nfour\nfive\n"
+AFTER = "one\nTWO\nthree\nfour\nfour and a half\nfour and three quarters\n"
+
+
+@pytest.fixture
+def changed_tree(tmp_path):
+    """An unpatched tree and a patched one: a.c with line 2 modified, two lines added after
+    line 4 and line 5 removed; b.c new."""
+    base, tree = tmp_path / "pristine", tmp_path / "patched"
+    for root, text in ((base, BEFORE), (tree, AFTER)):
+        (root / "net/mptcp").mkdir(parents=True)
+        (root / "net/mptcp/a.c").write_text(text)
+    (tree / "net/mptcp/b.c").write_text("x\ny\nz\n")
+    return base, tree
+
+
+EXPECTED_CHANGE = {"net/mptcp/a.c": {2, 5, 6}, "net/mptcp/b.c": {1, 2, 3}}
+
+
+def test_the_lines_a_series_changed_are_those_of_the_patched_side(changed_tree):
+    base, tree = changed_tree
+    assert changes.changed_lines(tree, str(base)) == EXPECTED_CHANGE
+    assert changes.default_base(tree) == base  # the pristine copy beside the patched one
+
+
+def test_a_change_against_a_git_revision_reads_git_diff(changed_tree):
+    base, tree = changed_tree
+    git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    (tree / "net/mptcp/a.c").write_text(BEFORE)
+    (tree / "net/mptcp/b.c").rename(tree / "b.c.later")
+    subprocess.run([*git, "add", "-A", "net"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    (tree / "net/mptcp/a.c").write_text(AFTER)
+    (tree / "b.c.later").rename(tree / "net/mptcp/b.c")
+    subprocess.run([*git, "add", "-A", "net"], check=True)
+    subprocess.run([*git, "commit", "-qm", "change"], check=True)
+    assert changes.changed_lines(tree, "HEAD~1") == EXPECTED_CHANGE
+    with pytest.raises(CoverageError, match="no-such-rev"):
+        changes.changed_lines(tree, "no-such-rev")
+
+
+def test_a_tree_without_an_unpatched_copy_needs_a_base(tmp_path):
+    with pytest.raises(CoverageError, match="--base"):
+        changes.default_base(tmp_path / "tree")
+
+
+def test_only_changed_lines_that_run_code_count_and_the_unreached_are_listed():
+    coverage = FileCoverage(lines={2: 3, 5: 0, 6: 0, 9: 4})  # line 1 of b.c: no code
+    rows = changes.change_coverage({"/src/patched/net/mptcp/a.c": coverage},
+                                   EXPECTED_CHANGE)
+    a, b = rows
+    assert (a.instrumented, a.reached, a.unreached) == ([2, 5, 6], [2], [5, 6])
+    assert (b.changed, b.instrumented) == (3, [])
+    text = changes.change_text(rows, "base")
+    assert "lines changed against base: 6, of which 3 run code; reached: 1 (33.3%)" in text
+    assert "net/mptcp/a.c: 3 changed, 3 run code, 1 reached; not reached: 5-6" in text
+
+
+def test_line_ranges_are_compressed():
+    assert changes.ranges([1, 2, 3, 7, 9, 10]) == "1-3, 7, 9-10"
+    assert changes.ranges([]) == ""
