@@ -63,6 +63,8 @@ SANITIZED_SLOWDOWN = 5.0
 LAST_LINES = 25
 LAST_CONSOLE = "vm-last-console.log"  # kept in the cache after halt, for a post-mortem
 LAST_VMCORE = "vm-last-vmcore"  # the memory of the last guest that panicked (see vmcore.py)
+END_WAIT = 10.0  # seconds QEMU gets to end after the guest died
+DUMP_WAIT = 120.0  # ... while the watcher writes its memory (2 GiB: 9 s measured)
 # Failures must be loud: an oops panics, so do hung tasks and soft lockups; SysRq is open for
 # the blocked-task dump; our /dev/kmsg markers must not be rate limited.
 # KUnit: the MPTCP suites run at boot and can be run again through debugfs (invoke kunit).
@@ -408,7 +410,9 @@ class Vm:
                 raise BootFailed(f"the VM exited while booting\n{self._console_tail()}")
             panics = [s for s in oracle.find_splats(self.console_since(0)) if s.kind == "panic"]
             if panics:
-                raise BootFailed(f"the kernel panicked while booting\n{self._console_tail()}")
+                self._wait_for_end()
+                raise BootFailed(f"the kernel panicked while booting\n{self._console_tail()}"
+                                 + _dump_hint(self._keep_dump()))
             try:
                 self._guest = Guest(self.state.ssh_port, Path(self.state.client_key),
                                     self.state.host_public_key, attempt_timeout)
@@ -607,16 +611,22 @@ class Vm:
 
     def _death(self, reason: str, start: int) -> GuestDied:
         """The guest went away under a command: wait for QEMU to end, report the splats."""
-        deadline = time.monotonic() + 10.0
-        while _alive(self.state.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        self._wait_for_end()
         splats = oracle.find_splats(self.console_since(start))
         shown = "\n\n".join(s.text for s in splats) or self.last_console_lines()
         dump = self._keep_dump()
         halt(self.cache, self.name)
-        where = (f"\nits memory at the panic: {dump} (invoke inspect --core {dump})"
-                 if dump else "")
-        return GuestDied(f"{reason}: the VM died\n{shown}{where}", splats, dump)
+        return GuestDied(f"{reason}: the VM died\n{shown}{_dump_hint(dump)}", splats, dump)
+
+    def _wait_for_end(self) -> None:
+        """After a panic: give QEMU END_WAIT to end, and the watcher up to DUMP_WAIT while
+        it writes the guest's memory (halting the VM before would lose the dump)."""
+        start, run_dir = time.monotonic(), Path(self.state.run_dir)
+        while _alive(self.state.pid):
+            waited = time.monotonic() - start
+            if waited > (DUMP_WAIT if vmcore.dump_in_progress(run_dir) else END_WAIT):
+                return
+            time.sleep(0.1)
 
     def _keep_dump(self) -> Path | None:
         """The dump of the guest's memory taken at its panic, moved out of the VM's directory
@@ -624,6 +634,10 @@ class Vm:
         record = self.build_record()
         return vmcore.keep(Path(self.state.run_dir), kept_path(self.cache, self.name, LAST_VMCORE),
                            self.state.image, record.vmlinux if record else "")
+
+
+def _dump_hint(dump: Path | None) -> str:
+    return f"\nits memory at the panic: {dump} (invoke inspect --core {dump})" if dump else ""
 
 
 def guest_command(argv: Sequence[str], cwd: str | Path | None = None,

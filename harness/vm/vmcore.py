@@ -111,6 +111,13 @@ def watch(run_dir: Path) -> int:
     return 0
 
 
+def dump_in_progress(run_dir: Path) -> bool:
+    """Whether the watcher is writing a dump (its record comes last)."""
+    final = run_dir / DUMP
+    return (run_dir / PARTIAL).exists() or \
+        (final.exists() and not DumpRecord.path_for(final).exists())
+
+
 def dump(qmp: Qmp, run_dir: Path) -> DumpRecord:
     panicked_at, start = time.time(), time.monotonic()
     partial, final = run_dir / PARTIAL, run_dir / DUMP

@@ -86,3 +86,16 @@ def test_a_panic_leaves_a_dump_that_inspect_reads(boot_vm, debug_image, vm_cache
     assert "lkdtm_PANIC" in shown.stdout  # where it panicked
     assert "2 MPTCP connection(s)" in shown.stdout  # the client and the accepted socket
     assert "bytes: sent 1000 acked 1000" in shown.stdout
+
+
+def test_a_panic_at_boot_keeps_its_dump(boot_vm, debug_image, vm_cache):
+    with pytest.raises(machine.BootFailed) as failed:
+        boot_vm(image=debug_image, append=("rootfstype=ext4",),  # the root is 9p
+                timeout=machine.boot_timeout_for(debug_image))
+    text = str(failed.value)
+    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in text
+    kept = machine.kept_path(vm_cache, machine.DEFAULT_NAME, machine.LAST_VMCORE)
+    assert f"invoke inspect --core {kept}" in text
+    record = DumpRecord.load(kept)
+    assert record.format == "elf" and kept.stat().st_size > 0
+    assert machine.running(vm_cache) is None and machine.processes_mentioning(vm_cache) == []
