@@ -11,6 +11,7 @@ from harness.coverage.report import (
     covered_only_text,
     difference,
     difference_text,
+    kinds_table,
     summary_table,
     tracefile_of,
 )
@@ -62,13 +63,16 @@ def reaching(data: tracefile.Tracefile, function: str) -> str:
 
 
 def by_kind(data: tracefile.Tracefile) -> str:
-    """For each kind of test in the report, what it alone reaches."""
+    """Coverage per file by each kind of test in the report and by all, then what each
+    kind alone reaches."""
     groups = kinds(data)
     if len(groups) < 2:
         raise CoverageError("--split needs a report of more than one kind of test "
                             f"(this one has: {', '.join(groups) or 'none'}); "
                             "invoke test --all --coverage runs all three")
-    parts = []
+    parts = [kinds_table({**{kind: tracefile.union(data, tests)
+                             for kind, tests in groups.items()},
+                          "all": tracefile.union(data)}), ""]
     for kind, tests in groups.items():
         others = set(data) - tests
         diff = difference(tracefile.union(data, others), tracefile.union(data, tests))

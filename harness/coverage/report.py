@@ -96,6 +96,27 @@ def summary_table(files: dict[str, FileCoverage]) -> str:
         totals = [t + c for t, c in zip(totals, counts, strict=True)]
         rows.append(_row(short_name(source), counts))
     rows.append(_row("total", totals))
+    return aligned_table(rows)
+
+
+def kinds_table(by_kind: dict[str, dict[str, FileCoverage]]) -> str:
+    """Lines and functions hit per file, a column per kind of test (each a union)."""
+    files = sorted({source for files in by_kind.values() for source in files}, key=short_name)
+    rows = [("file", *(f"{kind}: lines / functions" for kind in by_kind))]
+    empty = FileCoverage()
+    for name, chosen in [(short_name(s), [s]) for s in files] + [("total", files)]:
+        cells = []
+        for kind_files in by_kind.values():
+            parts = [kind_files.get(source, empty) for source in chosen]
+            lines = (sum(len(p.hit_lines()) for p in parts), sum(len(p.lines) for p in parts))
+            functions = (sum(len(p.hit_functions()) for p in parts),
+                         sum(len(p.functions) for p in parts))
+            cells.append(f"{percent(*lines).strip()} / {percent(*functions).strip()}")
+        rows.append((name, *cells))
+    return aligned_table(rows)
+
+
+def aligned_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(_aligned(row, widths) for row in rows)
 

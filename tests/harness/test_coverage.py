@@ -111,7 +111,16 @@ def test_a_report_tells_which_part_ran_each_function(profiled_build, tmp_path):
     assert diff.gained_lines == {"net/mptcp/prog.c": [4]}
     assert diff.lost_lines == {"net/mptcp/prog.c": [5]}
     assert "net/mptcp/prog.c" in report.summary and "2/3" in report.summary
-    assert "reached only by selftests: 1 lines" in query.by_kind(data)
+    split = query.by_kind(data)
+    assert "reached only by selftests: 1 lines" in split
+    header, row = split.splitlines()[:2]
+    assert header.split() == ["file", "tests/mptcp:", "lines", "/", "functions",
+                              "selftests:", "lines", "/", "functions", "all:", "lines", "/",
+                              "functions"]
+    name, ours, _, ours_fn, theirs, _, theirs_fn, both, _, both_fn = row.split()
+    assert name == "net/mptcp/prog.c"
+    assert ours_fn == theirs_fn == both_fn == "66.7%"  # chosen and main of the three
+    assert float(both[:-1]) > max(float(ours[:-1]), float(theirs[:-1]))
     assert "selftests_diag_sh" in query.reaching(data, "chosen")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,29 @@ def test_a_breakpoint_stops_the_kernel_in_the_function_a_program_calls(boot_vm, 
     assert "Breakpoint 1, mptcp_connect" in output
     assert "__sys_connect" in output  # the backtrace, down from the system call
     assert "python3" in output  # lx-ps: the caller is among the guest's tasks
+
+
+def test_gdb_waiting_on_a_vm_that_goes_away_ends_and_leaves_nothing(boot_vm, debug_image,
+                                                                    vm_cache):
+    vm = boot_vm(image=debug_image, timeout=machine.boot_timeout_for(debug_image))
+    session: dict[str, object] = {}
+
+    def attach() -> None:  # a breakpoint nothing will hit
+        session["result"] = gdb.batch(Path(vm.state.run_dir), Path(vm.build_record().vmlinux),
+                                      ["lx-ps"], breakpoints=["mptcp_connect"], timeout=240)
+
+    debugger = threading.Thread(target=attach)
+    debugger.start()
+    deadline = time.monotonic() + 60
+    while not any(p.startswith("gdb ") for p in machine.processes_mentioning(vm_cache)):
+        assert time.monotonic() < deadline, "gdb never started"
+        time.sleep(0.2)
+    time.sleep(3)  # attached and waiting
+    machine.halt(vm_cache)
+    debugger.join(timeout=60)
+    assert not debugger.is_alive(), "gdb still waits on a VM that is gone"
+    assert session["result"].returncode != 0
+    assert machine.processes_mentioning(vm_cache) == []
 
 
 def test_a_panic_leaves_a_dump_that_inspect_reads(boot_vm, debug_image, vm_cache):
