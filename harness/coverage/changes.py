@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.coverage.lcov import PROFILED
-from harness.coverage.report import CoverageError, short_name
+from harness.coverage.report import CoverageError
+from harness.coverage.tables import short_name
 from harness.coverage.tracefile import FileCoverage
 from harness.run import run
 

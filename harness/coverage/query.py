@@ -6,15 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.coverage import changes, tracefile
-from harness.coverage.report import (
-    CoverageError,
-    covered_only_text,
-    difference,
-    difference_text,
-    kinds_table,
-    summary_table,
-    tracefile_of,
-)
+from harness.coverage.compare import covered_only_text, difference, difference_text
+from harness.coverage.report import CoverageError, tracefile_of
+from harness.coverage.tables import kinds_table, summary_table
 
 # the lcov test names the runs give their parts (harness.coverage.lcov.test_name)
 KINDS = {"tests/mptcp": "tests_", "selftests": "selftests_", "KUnit": "kunit"}

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.coverage import changes, guest, lcov, query, tracefile
-from harness.coverage.report import CoverageError, difference, require_gcov, summary_table, write
+from harness.coverage.compare import difference
+from harness.coverage.report import CoverageError, require_gcov, write
+from harness.coverage.tables import summary_table
 from harness.coverage.tracefile import FileCoverage
 from harness.kernel.build import GCOV_MPTCP_ONLY, make_variables
 
