@@ -411,8 +411,10 @@ class Vm:
             panics = [s for s in oracle.find_splats(self.console_since(0)) if s.kind == "panic"]
             if panics:
                 self._wait_for_end()
-                raise BootFailed(f"the kernel panicked while booting\n{self._console_tail()}"
-                                 + _dump_hint(self._keep_dump()))
+                # the report itself: while the dump is written the console goes on (the
+                # panic's stack trace), and the last lines alone would miss its title
+                raise BootFailed(f"the kernel panicked while booting: {panics[0].title}\n"
+                                 f"{self._console_tail()}" + _dump_hint(self._keep_dump()))
             try:
                 self._guest = Guest(self.state.ssh_port, Path(self.state.client_key),
                                     self.state.host_public_key, attempt_timeout)
