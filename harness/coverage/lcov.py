@@ -26,16 +26,13 @@ def test_name(part: str) -> str:
     return re.sub(r"\W", "_", part)
 
 
-def link_notes(counters: Path, build_dir: Path) -> int:
-    """Put a link to the build's .gcno beside each collected .gcda; how many were linked."""
-    linked = 0
+def link_notes(counters: Path, build_dir: Path) -> None:
+    """Put a link to the build's .gcno beside each collected .gcda."""
     for gcda in counters.rglob("*.gcda"):
         notes = build_dir / gcda.relative_to(counters).with_suffix(".gcno")
         link = gcda.with_suffix(".gcno")
         if notes.exists() and not link.exists():
             link.symlink_to(notes)
-            linked += 1
-    return linked
 
 
 def capture(counters: Path, build_dir: Path, name: str, output: Path) -> Path:

@@ -17,7 +17,6 @@ from pathlib import Path
 class FileCoverage:
     lines: dict[int, int] = field(default_factory=dict)  # line -> execution count
     functions: dict[str, int] = field(default_factory=dict)  # name -> call count
-    function_lines: dict[str, int] = field(default_factory=dict)  # name -> first line
     branches: dict[tuple[int, str, str], int] = field(default_factory=dict)
 
     def add(self, other: FileCoverage) -> None:
@@ -25,7 +24,6 @@ class FileCoverage:
                              (self.branches, other.branches)):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
-        self.function_lines.update(other.function_lines)
 
     def hit_lines(self) -> set[int]:
         return {line for line, count in self.lines.items() if count}
@@ -68,9 +66,8 @@ def _record(coverage: FileCoverage, kind: str, value: str) -> None:
     if kind == "DA":
         line, count = value.split(",")[:2]
         coverage.lines[int(line)] = coverage.lines.get(int(line), 0) + int(count)
-    elif kind == "FN":
-        line, name = value.split(",", 1)
-        coverage.function_lines[name] = int(line)
+    elif kind == "FN":  # a function of the file, called or not (FNDA counts the calls)
+        _line, name = value.split(",", 1)
         coverage.functions.setdefault(name, 0)
     elif kind == "FNDA":
         count, name = value.split(",", 1)
