@@ -48,6 +48,9 @@ SELFTEST_HELP = {
     "retry_failed": "rerun a failed script up to N times; a pass on retry is reported as flaky",
     "timeout": "seconds per script (default: the suite's settings file, 1800)",
     "verbose": "stream the scripts' output",
+    "capture": "the scripts that can (mptcp_connect.sh and its forms, mptcp_join.sh, "
+               "simult_flows.sh) capture their traffic with -c; a failed slot keeps the pcaps "
+               "with its evidence (each test takes about 2 s longer)",
 }
 
 
@@ -63,7 +66,7 @@ SELFTEST_HELP = {
 })
 def test(c, host=False, k=None, junit=None, all=False, keep=False, only=None,
          expect_all_features=False, retry_failed=0, timeout=None, verbose=False,
-         coverage=False, keep_on_hang=False):
+         coverage=False, keep_on_hang=False, capture=False):
     """Run the MPTCP behaviour tests (tests/mptcp) in the VM, or on this kernel with --host.
 
     Without --host, a VM is booted for the run if none is up, and halted after. A failed
@@ -77,21 +80,24 @@ def test(c, host=False, k=None, junit=None, all=False, keep=False, only=None,
     if host and (coverage or keep_on_hang):
         raise Exit("error: --coverage and --keep-on-hang are about our kernel in the VM, "
                    "not --host")
+    if capture and not all:
+        raise Exit("error: --capture is about the kernel's selftests: add --all (or run "
+                   "invoke selftests --capture)")
     if host:
         _run_tests([TESTS_DIR / "mptcp"], k, junit, testrun.host_target(), evidence=True,
                    keep_passing=keep)
         return
     selftests = _selftest_options(only, expect_all_features, retry_failed, timeout,
-                                  verbose) if all else None
+                                  verbose, capture) if all else None
     _run_in_vm(c, junit, TESTS_DIR / "mptcp", k, selftests, kunit=None, keep_passing=keep,
                coverage=coverage, keep_on_hang=keep_on_hang)
 
 
-def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose):
+def _selftest_options(only, expect_all_features, retry_failed, timeout, verbose, capture):
     from harness.runs import full as fullrun
 
     return fullrun.SelftestOptions(tuple(only or ()), expect_all_features, int(retry_failed),
-                                   int(timeout) if timeout else None, verbose)
+                                   int(timeout) if timeout else None, verbose, capture)
 
 
 def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=False,
@@ -116,11 +122,12 @@ def _run_in_vm(c, junit, tests_dir, keyword, selftests, kunit, keep_passing=Fals
                                "coverage": COVERAGE_HELP, "keep_on_hang": KEEP_ON_HANG_HELP,
                                **SELFTEST_HELP})
 def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=None,
-              verbose=False, junit=None, coverage=False, keep_on_hang=False):
+              verbose=False, junit=None, coverage=False, keep_on_hang=False, capture=False):
     """Build the kernel's MPTCP selftests (same tree and series) and run them in the VM."""
     from pathlib import Path
 
-    options = _selftest_options(only, expect_all_features, retry_failed, timeout, verbose)
+    options = _selftest_options(only, expect_all_features, retry_failed, timeout, verbose,
+                                capture)
     _run_in_vm(c, Path(junit).resolve() if junit else None, None, None, options, kunit=False,
                coverage=coverage, keep_on_hang=keep_on_hang)
 
@@ -532,7 +539,7 @@ REPRO_KERNEL_HELP = {
     "tree": "build this git tree instead of the bundle's kernel source",
     "commit": "with --tree: build this revision (in a clone under the cache)",
     "patches": "apply this series (directory or mbox) instead of the bundle's",
-    "variant": "normal or debug, instead of the bundle's (default debug)",
+    "variant": "normal, debug or coverage, instead of the bundle's (default debug)",
     "runs": "number of runs (default: the bundle's, else 10)",
     "junit": "also write the JUnit XML report to this path",
 }
@@ -548,10 +555,12 @@ REPRO_KERNEL_HELP = {
                            "(and run nothing)",
             "config": "with --from-syzbot: the report's kernel .config (its MPTCP items, and "
                       "those the reproducer names, go into the bundle)",
+            "coverage": "build the coverage variant and report what each run reached of "
+                        "net/mptcp (gcov counters per run, a report in the evidence directory)",
             **REPRO_KERNEL_HELP})
 def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, tree=None,
           commit=None, patches=None, variant=None, junit=None, from_syzbot=None, config=None,
-          both_ways=False):
+          both_ways=False, coverage=False):
     """Reproduce a bug report: build the bundle's kernel, run it N times in a VM, judge.
 
     Exit status 0 when the result is as expected (reproduced; with --without-patches: not
@@ -578,7 +587,7 @@ def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, t
         runs=int(runs) if runs else None, until_reproduced=until_reproduced,
         without_patches=without_patches, tree=tree, commit=commit,
         patches=Path(patches).resolve() if patches else None, variant=variant,
-        junit=Path(junit).resolve() if junit else None)
+        junit=Path(junit).resolve() if junit else None, coverage=coverage)
     ways = [options, replace(options, without_patches=True, until_reproduced=False,
                              junit=None)] if both_ways else [options]
     verdicts = []
@@ -602,7 +611,7 @@ def repro(c, bundle, runs=None, until_reproduced=False, without_patches=False, t
             "runs": "runs per commit before calling it good (default 3)",
             "fixed_by": "find the commit that fixed the bug: --bad is an older revision that "
                         "reproduces, --good a newer one that does not",
-            "variant": "normal or debug, instead of the bundle's"})
+            "variant": "normal, debug or coverage, instead of the bundle's"})
 def bisect(c, bundle, tree=None, good=None, bad=None, runs=3, fixed_by=False, variant=None):
     """Find the commit that introduced (or, with --fixed-by, fixed) a bug, with a
     reproduction bundle as the test of each commit.

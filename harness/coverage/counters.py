@@ -9,6 +9,8 @@ turns into one report.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,3 +54,15 @@ class Counters:
         if report.returncode != 0:
             raise CoverageError(f"gcov counters in the VM: {GUEST_MODULE} {' '.join(args)} "
                                 f"exited {report.returncode}:\n{report.stdout}")
+
+
+@contextmanager
+def part(counters: Counters | None, name: str) -> Iterator[None]:
+    """Reset before the part, collect its counters after it; nothing without counters. A
+    part that raised is not collected: its VM may be gone."""
+    if counters is None:
+        yield
+        return
+    counters.reset()
+    yield
+    counters.collect(name)

@@ -58,6 +58,7 @@ class ScriptResult:
     failed_attempts: tuple[ScriptResult, ...] = ()  # the other attempts, that failed, in order
     console: str = ""  # the VM's console while it ran (and settled)
     evidence: tuple[Path, ...] = ()  # files kept for a failed or flaky script
+    pcaps: tuple[Path, ...] = ()  # with --capture: the traffic this attempt captured
 
     def _count(self, *statuses: str) -> int:
         return sum(case.status in statuses for _, case in leaves(self.cases))

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness import backports, testrun
 from harness.coverage import report as coverage_report
 from harness.coverage.counters import Counters
+from harness.coverage.counters import part as coverage_part
 from harness.kernel.selftests_build import build_selftests
 from harness.report.junit import write_junit
 from harness.report.ktap import ScriptResult
@@ -28,6 +29,7 @@ class SelftestOptions:
     retries: int = 0
     timeout_s: int | None = None  # None: the suite's settings file
     verbose: bool = False
+    capture: bool = False  # the scripts that can capture their traffic (-c) do
 
 
 @dataclass
@@ -76,12 +78,8 @@ def run_in_vm(vm, tests_dir: Path | None, keyword: str | None,
 
 
 def _kunit(vm, counters: Counters | None) -> list[ScriptResult]:
-    if counters:
-        counters.reset()
-    results = kunit_runner.run_suites(vm)
-    if counters:
-        counters.collect("kunit")
-    return results
+    with coverage_part(counters, "kunit"):
+        return kunit_runner.run_suites(vm)
 
 
 def _selftests(vm, options: SelftestOptions, counters: Counters | None,
@@ -91,7 +89,8 @@ def _selftests(vm, options: SelftestOptions, counters: Counters | None,
              else selftest_runner.default_slots(suite))
     policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,
                                     options.expect_all_features, options.retries,
-                                    tuple(backports.path_dirs(vm.cache)), keep_on_hang)
+                                    tuple(backports.path_dirs(vm.cache)), keep_on_hang,
+                                    options.capture)
     return selftest_runner.run_all(vm, suite, slots, policy, options.verbose, counters)
 
 

@@ -7,6 +7,8 @@ the run. A run that outlives its timeout is a hang (blocked tasks dumped with Sy
 guest that dies is a panic; either way the VM is restarted for the next run. The evidence of
 run N lands in `reports/repro-<name>-<time>/run-NN/`: step outputs, the console slice with
 splats decoded, pcaps, MIB delta, `ss` before and after; `summary.md` and `junit.xml` beside.
+With coverage (the coverage variant), each run's gcov counters of net/mptcp are kept in
+`gcov/run-NN/` and turned into a coverage report (`coverage-<time>/`) beside them.
 
 The VM is named "repro": the user's own VM (`invoke boot`) is left as it is.
 """
@@ -21,9 +23,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness import backports, evidence
+from harness.coverage import report as coverage_report
+from harness.coverage.counters import Counters
 from harness.errors import HarnessError
 from harness.kernel import build as kernel_build
 from harness.kernel import worktree
+from harness.kernel.layout import build_dir_of
 from harness.kernel.selftests_build import build_selftests
 from harness.paths import REPORTS_DIR
 from harness.report.junit import attachment_lines
@@ -50,6 +55,11 @@ class ReproOptions:
     variant: str | None = None
     junit: Path | None = None
     quiet: bool = False
+    coverage: bool = False  # gcov counters of net/mptcp per run: the coverage variant
+
+
+COVERAGE_VARIANT = "coverage"
+GCOV_DIR = "gcov"  # in the report directory: the counters of each run, run-NN/
 
 
 def kernel_request(bundle: Bundle, cache: Path, options: ReproOptions
@@ -64,7 +74,18 @@ def kernel_request(bundle: Bundle, cache: Path, options: ReproOptions
     patches = None if options.without_patches else (options.patches or spec.patches)
     return kernel_build.BuildRequest(
         cache=cache, tree=tree, patches_dir=patches, no_patches=patches is None,
-        variant=options.variant or spec.variant, config_items=spec.config, purpose="repro")
+        variant=_variant(bundle, options), config_items=spec.config, purpose="repro")
+
+
+def _variant(bundle: Bundle, options: ReproOptions) -> str:
+    """The command line's variant, else the bundle's; with coverage, the coverage variant
+    (another one is refused: only it has gcov counters to read)."""
+    if not options.coverage:
+        return options.variant or bundle.kernel.variant
+    if options.variant not in (None, COVERAGE_VARIANT):
+        raise BundleError(f"--coverage needs the {COVERAGE_VARIANT} variant, not "
+                          f"--variant {options.variant}")
+    return COVERAGE_VARIANT
 
 
 def describe_kernel(request: kernel_build.BuildRequest, release: str) -> str:
@@ -153,7 +174,7 @@ def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
         verdict = Verdict(bundle, kernel, not options.without_patches, [])
         _say(options, f"repro: {bundle.name} on {kernel}; evidence in {report_dir}")
         for index in range(1, (options.runs or bundle.runs) + 1):
-            result = one_run(index, bundle, holder, plan, report_dir)
+            result = one_run(index, bundle, holder, plan, report_dir, options.coverage)
             verdict.runs.append(result)
             _say(options, "repro: " + result.line())
             if options.until_reproduced and result.reproduced:
@@ -161,6 +182,12 @@ def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
     finally:
         holder.restart()  # halts it: a reproduction leaves no VM behind
     write_reports(verdict, report_dir, options.junit)
+    if options.coverage:
+        coverage = _coverage_report(report_dir, built, bundle)
+        with (report_dir / "summary.md").open("a") as summary:
+            summary.write(f"\n## Coverage of net/mptcp\n\n{coverage.index}\n\n"
+                          f"```\n{coverage.summary}\n```\n")
+        _say(options, f"repro: coverage of net/mptcp ({coverage.index}):\n{coverage.summary}")
     return verdict
 
 
@@ -177,8 +204,11 @@ def _selftests_dir(bundle: Bundle, vm: machine.Vm) -> str | None:
 
 
 def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
-            report_dir: Path) -> RunResult:
+            report_dir: Path, coverage: bool = False) -> RunResult:
     vm = holder.get()
+    counters = Counters.of(vm) if coverage else None
+    if counters:
+        counters.reset()
     out = vm.exchange_dir / f"run-{index:02d}"
     plan_file = vm.exchange_dir / f"plan-{index:02d}.json"
     plan_file.write_text(json.dumps(asdict(replace(plan, out=str(out)))))
@@ -200,6 +230,8 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
         result.note = "the guest died, VM restarted"
         holder.vm, dump = None, err.vmcore
     result.duration_s = time.monotonic() - start
+    if counters and not (result.hang or result.died):  # else the kernel and its counters are gone
+        _keep_counters(counters, out.name, report_dir / GCOV_DIR)
     directory = report_dir / f"run-{index:02d}"
     _collect(out, directory)
     if dump is not None and not any(report_dir.glob(f"run-*/{vmcore.DUMP}")):
@@ -209,6 +241,23 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     (directory / "console.txt").write_text(holder.console_since(console_start))
     _write_splats(vm, result, directory)
     return judge(result, bundle.expect)
+
+
+def _keep_counters(counters: Counters, part: str, kept: Path) -> None:
+    """The run's counters, out of the VM's exchange directory (a restart empties it)."""
+    counters.collect(part)
+    kept.mkdir(exist_ok=True)
+    shutil.move(str(counters.directory / part), kept / part)
+
+
+def _coverage_report(report_dir: Path, built: kernel_build.BuildResult,
+                     bundle: Bundle) -> coverage_report.Report:
+    counters = report_dir / GCOV_DIR
+    if not counters.is_dir():
+        raise coverage_report.CoverageError(
+            f"no run of {bundle.name} left gcov counters (each hung or killed its guest)")
+    return coverage_report.write(counters, build_dir_of(Path(built.record.image)),
+                                 f"net/mptcp, repro {bundle.name}", reports=report_dir)
 
 
 def _collect(out: Path, directory: Path) -> None:

@@ -4,7 +4,8 @@ Each slot runs under the guest's `timeout` with the suite's per-script limit (it
 file: 1800 s), and under the kernel-health oracle: a splat during a script fails it. Policies
 a CI needs: `expect_all_features` makes every skip a failure (and sets the suite's own
 SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES), `retries` reruns a failed script and reports a
-pass on retry as flaky.
+pass on retry as flaky. With `capture`, the scripts that can record their traffic do, and
+a failed slot keeps the pcaps (harness.runs.selftest_capture).
 
 Under software emulation mptcp_join.sh does not fit one slot: run in full, it is split into
 its test groups (the `all_tests_sorted` table of the script: `-f` subflows, `-s` signal...),
@@ -24,9 +25,11 @@ from pathlib import Path
 
 from harness import evidence
 from harness.coverage.counters import Counters
+from harness.coverage.counters import part as coverage_part
 from harness.errors import HarnessError
 from harness.kernel.selftests_build import InstalledSuite
 from harness.report.ktap import Case, ScriptResult, parse_selftest
+from harness.runs import selftest_capture
 from harness.vm.ssh import CommandTimeout
 
 JOIN = "mptcp_join.sh"
@@ -58,6 +61,7 @@ class Policy:
     retries: int = 0
     path_dirs: tuple[str, ...] = ()  # put first on the scripts' PATH (newer tools)
     keep_on_hang: bool = False  # a script past its timeout stays, in a VM left up; the run ends
+    capture: bool = False  # the scripts that can capture their traffic do (selftest_capture)
 
 
 def parse_only(entries: list[str], suite: InstalledSuite) -> list[Slot]:
@@ -115,11 +119,15 @@ def command_line(directory: Path, slot: Slot) -> list[str]:
 
 
 def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
-             output: Callable[[str], None] | None = None) -> ScriptResult:
+             output: Callable[[str], None] | None = None,
+             evidence_dir: Path | None = None) -> ScriptResult:
     """One slot, retried per the policy; a pass on retry is flaky. A slot during which the
     kernel splatted fails and is never retried: most MPTCP warnings are WARN_ON_ONCE, so a
-    rerun would pass and wash the splat away."""
-    result = _attempt(vm, suite, slot, policy, output)
+    rerun would pass and wash the splat away. With the policy's capture, each attempt's pcaps
+    go to `evidence_dir/<slot>/attempt-N-pcaps/`."""
+    pcaps_dir = evidence_dir / evidence.directory_name("selftests", slot.name) \
+        if policy.capture and evidence_dir else None
+    result = _attempt(vm, suite, slot, policy, output, pcaps_dir, 1)
     failed: list[ScriptResult] = []
     if result.splats and policy.retries:
         print(f"selftests: {slot.name}: not retried, the kernel splatted during it", flush=True)
@@ -127,7 +135,7 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
         failed.append(result)
         print(f"selftests: {slot.name}: attempt {len(failed)} failed ({_failed_names(result)})"
               + (f" [{result.note}]" if result.note else "") + ", retrying", flush=True)
-        retry = _attempt(vm, suite, slot, policy, output)
+        retry = _attempt(vm, suite, slot, policy, output, pcaps_dir, len(failed) + 1)
         if retry.status != "fail":
             note = (f"failed on attempt 1 ({_failed_names(failed[0])}), passed on attempt "
                     f"{len(failed) + 1}")
@@ -139,24 +147,23 @@ def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
 
 
 def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
-             output: Callable[[str], None] | None) -> ScriptResult:
+             output: Callable[[str], None] | None, pcaps_dir: Path | None,
+             number: int) -> ScriptResult:
     env = {"PATH": ":".join((*policy.path_dirs, GUEST_PATH))}
     if policy.expect_all_features:
         env[EXPECT_ALL] = "1"
-    argv, timeout = timed_command(suite, slot, policy)
+    pcaps = pcaps_dir / f"attempt-{number}-pcaps" if pcaps_dir else None
     start, console_start = time.monotonic(), vm.console_size()
-    try:
-        report = vm.run(argv, timeout, output, cwd=suite.directory, env=env,
-                        keep_on_hang=policy.keep_on_hang)
-        exit_code, text, splats = report.returncode, report.stdout, report.splats
-    except CommandTimeout as err:
-        if err.kept:
-            raise
-        exit_code, text, splats = None, err.output, []
+    with selftest_capture.attempt(suite.directory, slot.script, vm.exchange_dir / "capture",
+                                  pcaps) as capture:
+        argv, timeout = timed_command(suite, replace(slot, args=(*capture.options, *slot.args)),
+                                      policy)
+        exit_code, text, splats = _run(vm, argv, timeout, output, capture.cwd, env, policy)
     if exit_code == 124:  # the guest's timeout cut it
         exit_code = None
     result = replace(parse_selftest(slot.name, text, exit_code, time.monotonic() - start),
-                     console="\n".join(vm.console_since(console_start)) + "\n")
+                     console="\n".join(vm.console_since(console_start)) + "\n",
+                     pcaps=capture.pcaps)
     if exit_code is None:
         result = replace(result, note=f"cut at its {policy.timeout_s} s timeout")
     if splats:
@@ -164,6 +171,18 @@ def _attempt(vm, suite: InstalledSuite, slot: Slot, policy: Policy,
     if policy.expect_all_features:
         result = _skips_as_failures(result)
     return result
+
+
+def _run(vm, argv: list[str], timeout: int, output, cwd: Path, env: dict[str, str],
+         policy: Policy) -> tuple[int | None, str, list]:
+    """The script's exit status (None: cut by the host), its output and splats."""
+    try:
+        report = vm.run(argv, timeout, output, cwd=cwd, env=env, keep_on_hang=policy.keep_on_hang)
+    except CommandTimeout as err:
+        if err.kept:
+            raise
+        return None, err.output, []
+    return report.returncode, report.stdout, report.splats
 
 
 def timed_command(suite: InstalledSuite, slot: Slot, policy: Policy) -> tuple[list[str], int]:
@@ -212,14 +231,13 @@ def run_all(vm, suite: InstalledSuite, slots: list[Slot], policy: Policy,
     results, kept = [], evidence.run_directory_for("selftests-")
     for slot in slots:
         print(f"selftests: {slot.name} ...", flush=True)
-        if counters:
-            counters.reset()
-        result = run_slot(vm, suite, slot, policy, _echo if verbose else None)
-        if counters:
-            counters.collect(evidence.directory_name("selftests", slot.name))
+        with coverage_part(counters, evidence.directory_name("selftests", slot.name)):
+            result = run_slot(vm, suite, slot, policy, _echo if verbose else None, kept)
         if result.status == "fail" or result.flaky:
             result = keep_attempts(result, kept / evidence.directory_name("selftests", slot.name))
             print(f"selftests: {slot.name}: evidence in {kept}", flush=True)
+        else:
+            selftest_capture.discard(result.pcaps)
         print(f"selftests: {slot.name}: {result.status} ({result.passed} passed, "
               f"{result.failed} failed, {result.skipped} skipped) in {result.duration_s:.0f} s"
               + (f" [{result.note}]" if result.note else ""), flush=True)
@@ -229,7 +247,7 @@ def run_all(vm, suite: InstalledSuite, slots: list[Slot], policy: Policy,
 
 def keep_attempts(result: ScriptResult, directory: Path) -> ScriptResult:
     """Write the output and console of every attempt of a slot into directory; the result
-    with those files as its evidence."""
+    with those files, and the pcaps the attempts captured there, as its evidence."""
     directory.mkdir(parents=True, exist_ok=True)
     files = []
     for number, attempt in enumerate((*result.failed_attempts, result), start=1):
@@ -237,6 +255,7 @@ def keep_attempts(result: ScriptResult, directory: Path) -> ScriptResult:
             path = directory / f"attempt-{number}-{kind}.txt"
             path.write_text(text)
             files.append(path)
+        files += attempt.pcaps
     return replace(result, evidence=tuple(files))
 
 

@@ -82,3 +82,18 @@ def test_dash_h_after_test_shows_its_help_and_runs_nothing():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "--host" in proc.stdout and "Run the MPTCP behaviour tests" in proc.stdout
     assert "passed" not in proc.stdout  # nothing ran
+
+
+def test_capture_without_the_selftests_is_refused(tmp_path):
+    proc = invoke("test", "--capture", env={"INVOKE_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode != 0
+    assert "--capture is about the kernel's selftests: add --all" in proc.stderr
+
+
+def test_repro_coverage_on_another_variant_is_refused_before_any_build(tmp_path):
+    bundle = PROJECT_ROOT / "tests" / "vm" / "data" / "repro-warning"
+    proc = invoke("repro", str(bundle), "--coverage", "--variant", "debug",
+                  env={"INVOKE_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--coverage needs the coverage variant, not --variant debug" in proc.stderr
+    assert not (tmp_path / "build").exists()

@@ -1,11 +1,14 @@
 """Which selftest slots a run is made of: --only entries, the whole suite, mptcp_join.sh's
 test groups read from the script's own table."""
 
+import os
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from harness.kernel.selftests_build import installed_suite
+from harness.runs import selftest_capture
 from harness.runs.selftests import (
     HOST_MARGIN_S,
     KILL_GRACE_S,
@@ -100,3 +103,54 @@ def test_keep_on_hang_leaves_no_guest_timeout_to_kill_the_script(suite):
                                      Policy(timeout_s=1800, keep_on_hang=True))
     assert argv == ["./diag.sh"]
     assert host_limit == 1800
+
+
+def fake_install(root: Path) -> Path:
+    """An install as the kernel's `make install` lays it out: shared libraries above."""
+    suite = root / "net" / "mptcp"
+    suite.mkdir(parents=True)
+    (root / "net" / "lib.sh").write_text("# shared\n")
+    script = suite / "mptcp_join.sh"
+    script.write_text("#!/bin/bash\n")
+    script.chmod(0o755)
+    return suite
+
+
+def test_a_captured_attempt_runs_in_a_writable_copy_and_keeps_its_pcaps(tmp_path, monkeypatch):
+    suite = fake_install(tmp_path / "install")
+    scratch, target = tmp_path / "exchange" / "capture", tmp_path / "evidence" / "slot" / "a-1"
+    with selftest_capture.attempt(suite, "mptcp_join.sh", scratch, target) as capture:
+        assert capture.options == ("-c",)
+        assert capture.cwd == scratch / "net" / "mptcp"
+        assert (capture.cwd.parent / "lib.sh").exists()  # what the scripts source
+        assert os.access(capture.cwd / "mptcp_join.sh", os.X_OK)
+        (capture.cwd / "mp_join-01-ns1.pcap").write_bytes(b"x" * 10)
+        (capture.cwd / "mp_join-02-ns1.pcap").write_bytes(b"x" * 10)
+        monkeypatch.setattr(selftest_capture, "KEEP_LIMIT_BYTES", 15)
+    assert [p.name for p in capture.pcaps] == ["mp_join-01-ns1.pcap"]
+    assert (target / selftest_capture.DROPPED).read_text().splitlines()[1] == \
+        "mp_join-02-ns1.pcap 10 bytes"
+    assert not scratch.exists()
+    assert (suite / "mptcp_join.sh").exists() and not list(suite.glob("*.pcap"))
+
+    selftest_capture.discard(capture.pcaps)
+    assert not (tmp_path / "evidence").exists()  # the empty slot and run directories too
+
+
+def test_a_script_that_cannot_capture_runs_where_it_is(tmp_path):
+    suite = fake_install(tmp_path / "install")
+    with selftest_capture.attempt(suite, "diag.sh", tmp_path / "scratch",
+                                  tmp_path / "evidence") as capture:
+        assert capture.cwd == suite and capture.options == ()
+    assert capture.pcaps == () and not (tmp_path / "scratch").exists()
+    with selftest_capture.attempt(suite, "mptcp_join.sh", tmp_path / "scratch", None) as capture:
+        assert capture.cwd == suite and capture.options == ()
+
+
+def test_discard_leaves_a_run_directory_with_other_evidence(tmp_path):
+    pcaps_dir = tmp_path / "run" / "slot" / "attempt-1-pcaps"
+    pcaps_dir.mkdir(parents=True)
+    (pcaps_dir / "a.pcap").write_bytes(b"")
+    (tmp_path / "run" / "other-slot").mkdir()
+    selftest_capture.discard((pcaps_dir / "a.pcap",))
+    assert not (tmp_path / "run" / "slot").exists() and (tmp_path / "run" / "other-slot").exists()

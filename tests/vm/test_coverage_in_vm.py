@@ -3,12 +3,19 @@ collected per part of a run, tell which part ran which function. CI builds this 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from guest_programs import LOOPBACK_CONNECTION
 
 from harness.coverage import tracefile
 from harness.coverage.counters import Counters
 from harness.coverage.report import write
+from harness.kernel import build as kernel_build
+from harness.paths import cache_dir
+from harness.repro import bundle as bundles
+from harness.runs import repro as repro_run
+from harness.vm import machine
 
 # In the guest: one MPTCP connection on loopback, 1000 bytes each way.
 ONE_CONNECTION = (LOOPBACK_CONNECTION +
@@ -48,3 +55,35 @@ def test_counters_tell_the_part_that_made_a_connection_from_an_idle_one(
     assert tracefile.tests_reaching(data, "mptcp_pm_nl_add_addr_doit") == []
     assert len(files["protocol.c"].hit_lines()) > 100
     assert report.index.exists()
+
+
+def test_a_reproduction_with_coverage_reports_what_each_run_reached(
+        coverage_image, sharing_cache, tmp_path):
+    """`invoke repro --coverage`: the gcov counters of each run, kept and reported beside the
+    evidence. On the coverage kernel CI builds (a bundle's own would be another cold build)."""
+    bundle_dir = tmp_path / "connect"
+    bundle_dir.mkdir()
+    (bundle_dir / "connect.py").write_text(ONE_CONNECTION + "print('connected')\n")
+    (bundle_dir / "repro.toml").write_text(
+        'summary = "one MPTCP connection on loopback"\n[kernel]\nvariant = "coverage"\n'
+        '[[steps]]\nname = "connect"\npython = "connect.py"\n'
+        '[expect.output]\nstep = "connect"\nmatches = "connected"\n')
+    request = kernel_build.BuildRequest(cache=cache_dir(), variant="coverage")
+    built = kernel_build.build(request)  # up to date: the kernel of coverage_image
+    assert Path(built.record.image) == coverage_image
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+
+    verdict = repro_run.run_on_kernel(
+        bundles.load(bundle_dir), request, built, sharing_cache,
+        repro_run.ReproOptions(runs=2, coverage=True, quiet=True), report_dir, {})
+
+    assert verdict.as_expected and len(verdict.reproduced) == 2, verdict.summary_markdown()
+    assert sorted(p.name for p in (report_dir / repro_run.GCOV_DIR).iterdir()) == \
+        ["run-01", "run-02"]
+    data = tracefile.read(next(report_dir.glob("coverage-*/coverage.info")))
+    assert sorted(data) == ["run_01", "run_02"]
+    assert tracefile.tests_reaching(data, "mptcp_stream_accept") == ["run_01", "run_02"]
+    assert tracefile.tests_reaching(data, "mptcp_pm_nl_add_addr_doit") == []
+    assert "## Coverage of net/mptcp" in (report_dir / "summary.md").read_text()
+    assert machine.running(sharing_cache, repro_run.VM_NAME) is None
