@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.kernel import kconfig, patch_input, patches, source
+from harness.kernel import build_lock, kconfig, patch_input, patches, source
 from harness.kernel.errors import KernelError
 from harness.kernel.layout import IMAGE, VMLINUX
 from harness.kernel.progress import Progress
@@ -68,6 +68,13 @@ def _wants_series(request: BuildRequest) -> bool:
 def build(request: BuildRequest) -> BuildResult:
     src, series, wanted = plan(request)
     build_dir = build_dir_of(request, src)
+    with build_lock.held(build_dir.parent, f"build of {build_dir.name}"):
+        return _build(request, src, series, wanted, build_dir)
+
+
+def _build(request: BuildRequest, src: source.Source, series: list[patches.Patch],
+           wanted: kconfig.Wanted, build_dir: Path) -> BuildResult:
+    """The build, under the cache's build lock: up to date, or patched, configured, made."""
     record = BuildRecord(src.id, [[p.name, p.sha256] for p in series],
                          kconfig.fingerprint(wanted), str(build_dir / IMAGE),
                          str(build_dir / VMLINUX))

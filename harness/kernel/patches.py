@@ -23,6 +23,7 @@ from harness.kernel.errors import KernelError
 from harness.run import run
 
 STATE_FILE = ".mlab-applied.json"
+SERIES_FILE = ".mlab-series.json"  # [name, sha256] of the series the working copy holds
 DIFF_PATH = re.compile(r"^(?:---|\+\+\+) (?:[ab]/)?(\S+)")
 
 
@@ -157,4 +158,11 @@ def apply_series(base: Path, work: Path, patches: list[Patch]) -> list[str]:
             _replace(desired, current)  # scratch holds the base version of restored files
             changed.append(name)
     state.write_text(json.dumps(sorted(wanted)))
+    (work / SERIES_FILE).write_text(json.dumps([[p.name, p.sha256] for p in patches]))
     return changed
+
+
+def applied_series(work: Path) -> list[list[str]] | None:
+    """[name, sha256] of the series `work` holds; None for a tree no series went into."""
+    path = work / SERIES_FILE
+    return json.loads(path.read_text()) if path.exists() else None

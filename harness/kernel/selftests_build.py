@@ -9,11 +9,14 @@ VM sees at the same path. The source tree is only read: a user's --tree stays cl
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.kernel.layout import build_dir_of
+from harness.kernel import build_lock, patches
+from harness.kernel.layout import RECORD_FILE, build_dir_of
+from harness.kernel.record import BuildRecord
 from harness.run import CommandError, run
 
 TARGET = "net/mptcp"
@@ -38,7 +41,16 @@ def build_selftests(image: Path) -> InstalledSuite:
     if build_dir is None or not (build_dir / "source").is_dir():
         raise SelftestBuildError(f"{image} is not an image of an out-of-tree kernel build "
                                  f"(no <build>/source next to it): run `invoke build` first")
+    # our builds (they have a build record) take turns with the other builds of their cache:
+    # the tree may be the working copy that another build patches
+    ours = (build_dir / RECORD_FILE).exists()
+    with build_lock.held(build_dir.parent, "selftests build") if ours else nullcontext():
+        return _build_and_install(build_dir)
+
+
+def _build_and_install(build_dir: Path) -> InstalledSuite:
     tree = (build_dir / "source").resolve()
+    check_same_series(build_dir, tree)
     install = build_dir / "kselftest_install"
     log = build_dir / LOG_NAME
     jobs = f"-j{os.cpu_count() or 1}"
@@ -46,6 +58,20 @@ def build_selftests(image: Path) -> InstalledSuite:
     _make(["make", "-C", str(tree / "tools" / "testing" / "selftests"), f"O={build_dir}", jobs,
            f"TARGETS={TARGET}", f"INSTALL_PATH={install}", "install"], log)
     return installed_suite(install)
+
+
+def check_same_series(build_dir: Path, tree: Path) -> None:
+    """Refuse a tree that holds another series than the kernel was built with: builds share
+    the working copy, and a later build of another series (a bundle's revert, another
+    --patches) re-patched it; its headers and selftests are not this kernel's."""
+    record, applied = BuildRecord.load(build_dir), patches.applied_series(tree)
+    if record is None or applied is None or applied == record.patches:
+        return
+    names = ", ".join(name for name, _ in applied) or "no patch"
+    raise SelftestBuildError(
+        f"{tree} now holds another series ({names}) than the kernel of {build_dir} was built "
+        f"with: a later build re-patched it. Run the build of this kernel again (invoke "
+        f"build with its options), then the selftests.")
 
 
 def _make(argv: list[str], log: Path) -> None:

@@ -14,6 +14,8 @@ from harness.kernel.patches import (
     files_of,
     read_series,
 )
+from harness.kernel.record import BuildRecord
+from harness.kernel.selftests_build import SelftestBuildError, check_same_series
 
 DATA = Path(__file__).parent / "data" / "kernel"
 PROTOCOL, CTRL = "net/mptcp/protocol.c", "net/mptcp/ctrl.c"
@@ -116,3 +118,21 @@ def test_a_failing_patch_names_patch_file_and_hunk_and_changes_nothing(trees):
     text = str(info.value)
     assert "0002-mptcp-stale.patch" in text and PROTOCOL in text and "Hunk #1 FAILED" in text
     assert snapshot(work) == before and snapshot(base) == base_before
+
+
+def test_a_selftests_build_refuses_a_working_copy_another_series_went_into(trees, tmp_path):
+    """Builds share the working copy: the selftests of a kernel built with series-v1 must not
+    be built from the tree after a later build applied series-v2 there."""
+    base, work = trees
+    v1 = read_series(DATA / "series-v1")
+    apply_series(base, work, v1)
+    build_dir = tmp_path / "build" / "x-normal"
+    build_dir.mkdir(parents=True)
+    BuildRecord("src", [[p.name, p.sha256] for p in v1], "cfg", "img", "vmlinux").save(build_dir)
+    check_same_series(build_dir, work)  # the same series: fine
+
+    apply_series(base, work, read_series(DATA / "series-v2"))
+    with pytest.raises(SelftestBuildError, match=r"now holds another series \(0001-.*a later "
+                                                 r"build re-patched it"):
+        check_same_series(build_dir, work)
+    check_same_series(build_dir, base)  # a tree no series went into: nothing to compare
