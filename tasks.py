@@ -132,20 +132,29 @@ def selftests(c, only=None, expect_all_features=False, retry_failed=0, timeout=N
                coverage=coverage, keep_on_hang=keep_on_hang)
 
 
-@task(help={"report": "a coverage report directory (reports/coverage-...) or an lcov tracefile",
+@task(iterable=["merge"], auto_shortflags=False, help={  # -h is help, not --changed
+            "report": "a coverage report directory (reports/coverage-...) or an lcov tracefile",
+            "merge": "another report of the same kernel (repeatable): write one report of all "
+                     "of them (runs made apart), then read that one",
             "compare": "another report: the lines and functions one covers and the other not",
             "function": "list the tests (and selftest slots) during which this function ran",
             "split": "what only our tests, only the selftests, only KUnit reach",
             "changed": "the lines the patch series added or modified, and which of them ran",
             "base": "with --changed: what the change is against, a tree or a git revision of "
                     "the built tree (default: Debian's unpatched source)"})
-def coverage(c, report, compare=None, function=None, split=False, changed=False, base=None):
+def coverage(c, report, merge=None, compare=None, function=None, split=False, changed=False,
+             base=None):
     """Read a coverage report of net/mptcp (invoke test/selftests --coverage wrote it)."""
     from pathlib import Path
 
     from harness.coverage import query
+    from harness.coverage import report as coverage_report
 
     try:
+        if merge:
+            reports = [Path(report), *map(Path, merge)]
+            report = coverage_report.combine(reports, "net/mptcp, merged").directory
+            print(f"merged {len(reports)} reports into {report}")
         print(query.describe(Path(report), Path(compare) if compare else None, function,
                              split, changed, base))
     except HarnessError as exc:

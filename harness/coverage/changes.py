@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.coverage.errors import CoverageError
 from harness.coverage.lcov import PROFILED
-from harness.coverage.report import CoverageError
 from harness.coverage.tables import short_name
 from harness.coverage.tracefile import FileCoverage
 from harness.run import run

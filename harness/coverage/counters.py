@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.coverage import guest
-from harness.coverage.report import CoverageError, require_gcov
+from harness.coverage.errors import CoverageError
+from harness.coverage.report import require_gcov
 from harness.kernel.layout import build_dir_of
 
 GUEST_MODULE = "harness.coverage.guest"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from harness.coverage import changes, tracefile
 from harness.coverage.compare import covered_only_text, difference, difference_text
-from harness.coverage.report import CoverageError, tracefile_of
+from harness.coverage.errors import CoverageError
+from harness.coverage.report import tracefile_of
 from harness.coverage.tables import kinds_table, summary_table
 
 # the lcov test names the runs give their parts (harness.coverage.lcov.test_name)

@@ -15,18 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import evidence
-from harness.coverage import lcov, tracefile
+from harness.coverage import changes, lcov, tracefile
+from harness.coverage.errors import CoverageError
 from harness.coverage.tables import summary_table
-from harness.errors import HarnessError
 from harness.kernel import kconfig
 from harness.paths import REPORTS_DIR
 
 GCOV_OPTIONS = ("CONFIG_GCOV_KERNEL", "CONFIG_DEBUG_FS")
 SUMMARY = "summary.txt"
-
-
-class CoverageError(HarnessError):
-    pass
 
 
 def require_gcov(build_dir: Path | None) -> None:
@@ -60,6 +56,26 @@ def write(counters: Path, build_dir: Path, title: str, reports: Path = REPORTS_D
                 parts))
         # one tracefile: each part in it under its own test name
         merged = lcov.merge(infos, target / lcov.MERGED)
+    return _render(merged, target, title)
+
+
+def combine(reports: list[Path], title: str, root: Path = REPORTS_DIR) -> Report:
+    """One report of several, made by runs apart (tests/mptcp in one, the selftests in
+    another) on the same kernel tree: every part under its test name (a name in two reports
+    is summed). Reports of different trees are refused: their files would not line up."""
+    tracefiles = [tracefile_of(r) for r in reports]
+    trees = {r: changes.tree_of(tracefile.union(tracefile.read(t)))
+             for r, t in zip(reports, tracefiles, strict=True)}
+    if len(set(trees.values())) > 1:
+        raise CoverageError("reports of different kernel trees cannot be merged: " + "; ".join(
+            f"{report}: {tree}" for report, tree in trees.items()))
+    target = evidence.run_directory_for("coverage-", root)
+    target.mkdir(parents=True)
+    return _render(lcov.merge(tracefiles, target / lcov.MERGED), target, title)
+
+
+def _render(merged: Path, target: Path, title: str) -> Report:
+    """The HTML and the summary table of a merged tracefile, beside it."""
     index = lcov.html(merged, target / lcov.HTML, title)
     summary = summary_table(tracefile.union(tracefile.read(merged)))
     (target / SUMMARY).write_text(summary + "\n")

@@ -25,6 +25,7 @@ from pathlib import Path
 from harness import backports, evidence
 from harness.coverage import report as coverage_report
 from harness.coverage.counters import Counters
+from harness.coverage.errors import CoverageError
 from harness.errors import HarnessError
 from harness.kernel import build as kernel_build
 from harness.kernel import worktree
@@ -254,7 +255,7 @@ def _coverage_report(report_dir: Path, built: kernel_build.BuildResult,
                      bundle: Bundle) -> coverage_report.Report:
     counters = report_dir / GCOV_DIR
     if not counters.is_dir():
-        raise coverage_report.CoverageError(
+        raise CoverageError(
             f"no run of {bundle.name} left gcov counters (each hung or killed its guest)")
     return coverage_report.write(counters, build_dir_of(Path(built.record.image)),
                                  f"net/mptcp, repro {bundle.name}", reports=report_dir)

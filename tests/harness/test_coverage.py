@@ -11,7 +11,7 @@ import pytest
 
 from harness.coverage import changes, guest, lcov, query, tracefile
 from harness.coverage.compare import difference
-from harness.coverage.report import CoverageError, require_gcov, write
+from harness.coverage.report import CoverageError, combine, require_gcov, write
 from harness.coverage.tables import summary_table
 from harness.coverage.tracefile import FileCoverage
 from harness.kernel.build import GCOV_MPTCP_ONLY, make_variables
@@ -71,9 +71,12 @@ int main(int argc, char **argv)
 
 @pytest.fixture
 def profiled_build(tmp_path):
+    return build_profiled(tmp_path / "build")
+
+
+def build_profiled(build: Path) -> Path:
     """A build directory with net/mptcp/prog.c compiled for gcov, as Kbuild does (.gcno
     beside the object)."""
-    build = tmp_path / "build"
     (build / "net/mptcp").mkdir(parents=True)
     (build / "net/mptcp/prog.c").write_text(PROGRAM)
     subprocess.run(["gcc", "--coverage", "-O0", "-c", "-o", "net/mptcp/prog.o",
@@ -229,3 +232,33 @@ def test_only_changed_lines_that_run_code_count_and_the_unreached_are_listed():
 def test_line_ranges_are_compressed():
     assert changes.ranges([1, 2, 3, 7, 9, 10]) == "1-3, 7, 9-10"
     assert changes.ranges([]) == ""
+
+
+def test_reports_of_two_runs_merge_into_one_with_every_part(profiled_build, tmp_path):
+    """tests/mptcp in one run, the selftests in another: one report of both, by part."""
+    for run, part, args in (("ours", "tests.mptcp.test_a.test_one", ()),
+                            ("theirs", "selftests.diag.sh", ("x", "y"))):
+        run_part(profiled_build, tmp_path, tmp_path / run, part, *args)
+    ours = write(tmp_path / "ours", profiled_build, "ours", reports=tmp_path / "r1")
+    theirs = write(tmp_path / "theirs", profiled_build, "theirs", reports=tmp_path / "r2")
+
+    both = combine([ours.directory, theirs.tracefile], "both", root=tmp_path / "r3")
+    data = tracefile.read(both.tracefile)
+    assert sorted(data) == ["selftests_diag_sh", "tests_mptcp_test_a_test_one"]
+    [merged] = tracefile.union(data).values()
+    [alone_ours] = tracefile.union(tracefile.read(ours.tracefile)).values()
+    [alone_theirs] = tracefile.union(tracefile.read(theirs.tracefile)).values()
+    # line 4 (`return 1;`) ran only in their run, line 5 only in ours: both are in the merge
+    assert merged.hit_lines() == alone_ours.hit_lines() | alone_theirs.hit_lines()
+    assert {4, 5} <= merged.hit_lines()
+    assert both.index.exists() and "6/8" in both.summary and "3/4" in both.summary
+
+
+def test_reports_of_different_trees_are_not_merged(profiled_build, tmp_path):
+    run_part(profiled_build, tmp_path, tmp_path / "a", "kunit")
+    first = write(tmp_path / "a", profiled_build, "a", reports=tmp_path / "r1")
+    other = build_profiled(tmp_path / "elsewhere")  # the same sources in another tree
+    run_part(other, tmp_path, tmp_path / "b", "kunit")
+    second = write(tmp_path / "b", other, "b", reports=tmp_path / "r2")
+    with pytest.raises(CoverageError, match="different kernel trees"):
+        combine([first.directory, second.directory], "both", root=tmp_path / "r3")
