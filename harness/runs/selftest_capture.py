@@ -39,15 +39,17 @@ def attempt(suite_directory: Path, script: str, scratch: Path,
             target: Path | None) -> Iterator[Capture]:
     """An attempt of `script`, capturing into target when given and the script can: in a
     copy of the install under scratch, with `-c`; after it, its pcaps in target and the copy
-    removed. Without capture: the suite's directory, as it is."""
+    removed. Without capture: the suite's directory, as it is.
+
+    An attempt that raised (an interrupt, a hang kept for inspection: the script may still
+    run in the copy) leaves the copy where it is, in the VM's exchange directory, which goes
+    with the VM."""
     if target is None or script not in CAPTURING_SCRIPTS:
         yield Capture(suite_directory)
         return
     capture = Capture(prepare(suite_directory, scratch), (CAPTURE_OPTION,))
-    try:
-        yield capture
-    finally:
-        capture.pcaps = take(capture.cwd, scratch, target)
+    yield capture
+    capture.pcaps = take(capture.cwd, scratch, target)
 
 
 def prepare(suite_directory: Path, scratch: Path) -> Path:

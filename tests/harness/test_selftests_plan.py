@@ -154,3 +154,15 @@ def test_discard_leaves_a_run_directory_with_other_evidence(tmp_path):
     (tmp_path / "run" / "other-slot").mkdir()
     selftest_capture.discard((pcaps_dir / "a.pcap",))
     assert not (tmp_path / "run" / "slot").exists() and (tmp_path / "run" / "other-slot").exists()
+
+
+def test_an_attempt_that_raised_leaves_its_copy_to_the_vm(tmp_path):
+    """The script may still run there (a hang kept for inspection); the copy lives in the VM's
+    exchange directory and goes with the VM."""
+    suite = fake_install(tmp_path / "install")
+    scratch = tmp_path / "exchange" / "capture"
+    with pytest.raises(KeyboardInterrupt), \
+            selftest_capture.attempt(suite, "mptcp_join.sh", scratch, tmp_path / "evidence"):
+        raise KeyboardInterrupt
+    assert (scratch / "net" / "mptcp" / "mptcp_join.sh").exists()
+    assert not (tmp_path / "evidence").exists()
