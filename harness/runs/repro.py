@@ -154,6 +154,10 @@ class ReproVm:
 def run_bundle(bundle: Bundle, cache: Path, options: ReproOptions) -> Verdict:
     """Build, boot, run; write the evidence and the summary; return the verdict."""
     request = kernel_request(bundle, cache, options)
+    if options.coverage and bundle.kernel.variant != request.variant:
+        _say(options, f"repro: --coverage builds the {request.variant} variant, not the "
+                      f"bundle's {bundle.kernel.variant}: what only that one detects (KASAN, "
+                      f"kmemleak, lockdep) cannot reproduce")
     report_dir = new_report_dir(bundle)
     binaries = compile_c_steps(bundle, report_dir / "bin")  # a broken bundle fails first
     built = kernel_build.build(request)
