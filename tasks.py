@@ -460,7 +460,7 @@ def shell(c):
     raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
-BENCHMARKS = ("throughput", "boot", "loop", "build", "bisect")
+BENCHMARKS = ("throughput", "boot", "loop", "build", "bisect", "fixed-by")
 BISECT_BUNDLE = "repros/pm-rm-endp-id-avail"
 
 
@@ -471,7 +471,8 @@ def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
     """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH, the
     overhead of a guest command and of `test -k ONE` on a booted VM; kernel
     build times only with --only build; a bisection over a demo tree of 8 commits around a
-    real fix's revert only with --only bisect."""
+    real fix's revert only with --only bisect, and the search for the commit that brings
+    the fix back (bisect --fixed-by) only with --only fixed-by."""
     if only is not None and only not in BENCHMARKS:
         raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
     from harness.bench import boot_times, build_times, throughput
@@ -503,6 +504,13 @@ def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
             from harness.repro import bundle as bundles
 
             for line in bisect_demo.measure(bundles.load(bundle), _cache(c), int(runs)):
+                print(line, flush=True)
+        if only == "fixed-by":  # minutes: only when asked for by name
+            from harness.bench import bisect_demo
+            from harness.repro import bundle as bundles
+
+            for line in bisect_demo.measure_fixed_by(bundles.load(bundle), _cache(c),
+                                                     int(runs)):
                 print(line, flush=True)
     except HarnessError as exc:
         raise _fail(exc) from None
