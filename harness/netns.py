@@ -28,10 +28,20 @@ class NamespaceError(HarnessError):
 _created_here: set[str] = set()  # namespaces this process made and has not removed yet
 
 
+# pyroute2 creates a namespace from a forked child and gives it 2 s to answer. The debug
+# kernel (KASAN) under emulation forks several times slower, and with another VM on the same
+# cores the child missed those 2 s: "TimeoutError: no response from the child". This only
+# bounds a child that is stuck.
+NAMESPACE_CHILD_TIMEOUT_S = 60
+
+
 def create(name: str) -> None:
     """Create a named network namespace, remembered as this process's own."""
+    from pyroute2 import config as pyroute2_config
     from pyroute2 import netns as pyroute2_netns
 
+    pyroute2_config.default_communicate_timeout = max(
+        pyroute2_config.default_communicate_timeout, NAMESPACE_CHILD_TIMEOUT_S)
     pyroute2_netns.create(name)
     _created_here.add(name)
 
