@@ -79,7 +79,8 @@ def _build(request: BuildRequest, src: source.Source, series: list[patches.Patch
                          kconfig.fingerprint(wanted), str(build_dir / IMAGE),
                          str(build_dir / VMLINUX))
     previous = BuildRecord.load(build_dir)
-    if previous is not None and previous.up_to_date(record):
+    if previous is not None and previous.up_to_date(record) and \
+            _tree_holds(request, src, record.patches):
         return BuildResult(previous, build_dir, None, ())
     tree, changed = _prepared_tree(request, src, series)
     if previous is None or previous.config != record.config or not (build_dir / ".config").exists():
@@ -88,6 +89,21 @@ def _build(request: BuildRequest, src: source.Source, series: list[patches.Patch
     _make(tree, build_dir, request, log)
     record.save(build_dir)
     return BuildResult(record, build_dir, log, tuple(changed))
+
+
+def _tree_holds(request: BuildRequest, src: source.Source, series: list[list[str]]) -> bool:
+    """Whether the tree make would run in holds `series` ([name, sha256]). Builds of every
+    variant share one working copy: another series may have gone into it since this build
+    (a bundle's revert), and a kernel whose sources are not its own would be debugged,
+    covered or given selftests from the wrong text. A user's tree built in place is as
+    the user left it."""
+    if src.kind == "tree" and not series:
+        return True
+    return patches.applied_series(_working_copy(request, src)) == series
+
+
+def _working_copy(request: BuildRequest, src: source.Source) -> Path:
+    return request.cache / "src" / src.key / "patched"
 
 
 def _prepared_tree(request: BuildRequest, src: source.Source,
@@ -101,7 +117,7 @@ def _prepared_tree(request: BuildRequest, src: source.Source,
     """
     if src.kind == "tree" and not series:
         return src.base, []
-    work = request.cache / "src" / src.key / "patched"
+    work = _working_copy(request, src)
     patches.ensure_working_copy(src.base, work)
     return work, patches.apply_series(src.base, work, series)
 

@@ -13,6 +13,7 @@ import pytest
 from harness.kernel.build import BuildRequest, build
 from harness.kernel.errors import KernelError
 from harness.kernel.kconfig import ConfigDropped
+from harness.kernel.patches import applied_series
 from harness.kernel.record import RECORD_FILE
 
 # vmlinux with ccache, then the bzImage around it without (piggy.S's .incbin payload)
@@ -101,3 +102,29 @@ def test_an_unknown_variant_fails_before_any_work(tmp_path, tree):
         build(request(tmp_path, tree, variant="fast"))
     assert not (tmp_path / "cache" / "build").exists()
 
+
+
+@pytest.fixture
+def patchable_tree(tree):
+    """The tree, with the files our test series (data/kernel/series-v*) patch."""
+    for name in ("protocol.c", "ctrl.c"):
+        (tree / "net" / "mptcp" / name).write_text((DATA / f"base-{name}").read_text())
+    return tree
+
+
+def test_an_up_to_date_build_takes_its_series_back_from_another_build(tmp_path,
+                                                                       patchable_tree):
+    """Builds share the working copy: after a build of another series there (another
+    purpose, another build directory), the first build puts its own series back and makes."""
+    v1, v2 = DATA / "series-v1", DATA / "series-v2"
+    first = build(request(tmp_path, patchable_tree, patches_dir=v1))
+    other = build(request(tmp_path, patchable_tree, patches_dir=v2, purpose="repro"))
+    assert other.build_dir != first.build_dir
+    work = next((tmp_path / "cache" / "src").iterdir()) / "patched"  # the one working copy
+    assert applied_series(work) == other.record.patches
+
+    again = build(request(tmp_path, patchable_tree, patches_dir=v1))
+    assert again.log is not None, "an up-to-date record must not hide another series' tree"
+    assert make_calls(again)[-len(MAKE):] == MAKE and len(make_calls(again)) > 2 + len(MAKE)
+    assert applied_series(work) == first.record.patches
+    assert build(request(tmp_path, patchable_tree, patches_dir=v1)).log is None  # now at once
