@@ -26,7 +26,7 @@ from harness.capture import Capture
 from harness.mptcp import mib
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
-from harness.runs.selftests import Slot, command_line
+from harness.runs.selftest_plan import Slot, command_line
 
 CUT_STATUS = 124  # as timeout(1) reports a command it cut
 STOP_GRACE_S = 5.0

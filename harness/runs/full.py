@@ -18,6 +18,7 @@ from harness.report.junit import write_junit
 from harness.report.ktap import ScriptResult
 from harness.report.summary import summary_line, summary_table
 from harness.runs import kunit as kunit_runner
+from harness.runs import selftest_plan
 from harness.runs import selftests as selftest_runner
 from harness.runs import tests as test_runner
 
@@ -85,8 +86,8 @@ def _kunit(vm, counters: Counters | None) -> list[ScriptResult]:
 def _selftests(vm, options: SelftestOptions, counters: Counters | None,
                keep_on_hang: bool) -> list[ScriptResult]:
     suite = build_selftests(vm.image)
-    slots = (selftest_runner.parse_only(list(options.only), suite) if options.only
-             else selftest_runner.default_slots(suite))
+    slots = (selftest_plan.parse_only(list(options.only), suite) if options.only
+             else selftest_plan.default_slots(suite))
     policy = selftest_runner.Policy(options.timeout_s or suite.timeout_s,
                                     options.expect_all_features, options.retries,
                                     tuple(backports.path_dirs(vm.cache)), keep_on_hang,

@@ -8,15 +8,11 @@ pass on retry as flaky. With `capture`, the scripts that can record their traffi
 a failed slot keeps the pcaps (harness.runs.selftest_capture).
 
 Under software emulation mptcp_join.sh does not fit one slot: run in full, it is split into
-its test groups (the `all_tests_sorted` table of the script: `-f` subflows, `-s` signal...),
-each a slot of its own.
+its test groups (harness.runs.selftest_plan), each a slot of its own.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -26,32 +22,16 @@ from pathlib import Path
 from harness import evidence
 from harness.coverage.counters import Counters
 from harness.coverage.counters import part as coverage_part
-from harness.errors import HarnessError
 from harness.kernel.selftests_build import InstalledSuite
 from harness.report.ktap import Case, ScriptResult, parse_selftest
 from harness.runs import selftest_capture
+from harness.runs.selftest_plan import Slot, command_line
 from harness.vm.ssh import CommandTimeout
 
-JOIN = "mptcp_join.sh"
 KILL_GRACE_S = 10  # the guest's timeout sends SIGKILL this long after SIGTERM
 HOST_MARGIN_S = 60  # the host gives up (after a blocked-task dump) this long after that
 EXPECT_ALL = "SELFTESTS_MPTCP_LIB_EXPECT_ALL_FEATURES"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-GROUP_ENTRY = re.compile(r"^\s*([A-Za-z0-9])@(\w+)\s*$")
-
-
-class SelftestError(HarnessError):
-    pass
-
-
-@dataclass(frozen=True)
-class Slot:
-    script: str
-    args: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return shlex.join((self.script, *self.args))
 
 
 @dataclass(frozen=True)
@@ -62,60 +42,6 @@ class Policy:
     path_dirs: tuple[str, ...] = ()  # put first on the scripts' PATH (newer tools)
     keep_on_hang: bool = False  # a script past its timeout stays, in a VM left up; the run ends
     capture: bool = False  # the scripts that can capture their traffic do (selftest_capture)
-
-
-def parse_only(entries: list[str], suite: InstalledSuite) -> list[Slot]:
-    """`--only` entries ("diag.sh", "mptcp_join.sh -f -s", "mptcp_join.sh 42") as slots."""
-    slots = []
-    for entry in entries:
-        script, *args = shlex.split(entry)
-        if script not in suite.scripts:
-            raise SelftestError(f"--only {entry!r}: no script {script!r} in the suite "
-                                f"({', '.join(suite.scripts)})")
-        slots.append(Slot(script, tuple(args)))
-    return slots
-
-
-def default_slots(suite: InstalledSuite) -> list[Slot]:
-    """Every script of the suite; mptcp_join.sh as one slot per test group."""
-    slots = []
-    for script in suite.scripts:
-        if script == JOIN:
-            slots += [Slot(JOIN, (f"-{letter}",)) for letter, _ in join_groups(suite)]
-        else:
-            slots.append(Slot(script))
-    return slots
-
-
-def join_groups(suite: InstalledSuite) -> list[tuple[str, str]]:
-    """(option letter, group name) of mptcp_join.sh, read from the script's own table."""
-    text = (suite.directory / JOIN).read_text()
-    table = re.search(r"^all_tests_sorted=\(\n(.*?)^\)", text, re.M | re.S)
-    groups = [m.groups() for line in (table.group(1).splitlines() if table else [])
-              if (m := GROUP_ENTRY.match(line))]
-    if not groups:
-        raise SelftestError(f"cannot read the test groups of {suite.directory / JOIN} "
-                            f"(no all_tests_sorted table): run it whole with --only {JOIN}")
-    return groups
-
-
-def command_line(directory: Path, slot: Slot) -> list[str]:
-    """How the guest starts the slot, in the suite's directory.
-
-    A script installed without its exec bit runs through its `#!` interpreter, as the
-    kselftest runner does: Debian's 6.12 tarball ships mptcp_connect_mmap.sh,
-    mptcp_connect_sendfile.sh and mptcp_connect_checksum.sh as mode 644. Without a `#!`
-    line it is started as is and fails with the shell's "Permission denied".
-    """
-    script = directory / slot.script
-    started = [f"./{slot.script}", *slot.args]
-    if os.access(script, os.X_OK):
-        return started
-    with script.open() as text:
-        first_line = text.readline().rstrip("\n")
-    if not first_line.startswith("#!"):
-        return started
-    return [*shlex.split(first_line[2:]), *started]
 
 
 def run_slot(vm, suite: InstalledSuite, slot: Slot, policy: Policy,

@@ -9,18 +9,15 @@ import pytest
 
 from harness.kernel.selftests_build import installed_suite
 from harness.runs import selftest_capture
-from harness.runs.selftests import (
-    HOST_MARGIN_S,
-    KILL_GRACE_S,
-    Policy,
+from harness.runs.selftest_plan import (
     SelftestError,
     Slot,
     command_line,
     default_slots,
     join_groups,
     parse_only,
-    timed_command,
 )
+from harness.runs.selftests import HOST_MARGIN_S, KILL_GRACE_S, Policy, timed_command
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from harness import backports, evidence
 from harness.kernel.selftests_build import build_selftests
 from harness.paths import cache_dir
 from harness.runs import selftest_capture
-from harness.runs.selftests import JOIN, Policy, Slot, keep_attempts, run_slot
+from harness.runs.selftest_plan import JOIN, Slot
+from harness.runs.selftests import Policy, keep_attempts, run_slot
 
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
 

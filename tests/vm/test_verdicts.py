@@ -20,7 +20,8 @@ from harness import backports
 from harness.kernel import build as kernel_build
 from harness.kernel.selftests_build import build_selftests
 from harness.paths import PROJECT_ROOT, cache_dir
-from harness.runs.selftests import Policy, Slot, run_slot
+from harness.runs.selftest_plan import Slot
+from harness.runs.selftests import Policy, run_slot
 from harness.vm import machine
 
 LKDTM = "/sys/kernel/debug/provoke-crash/DIRECT"
