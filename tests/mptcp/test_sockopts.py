@@ -9,13 +9,20 @@ the joining subflow must inherit it. "after-join" sets it once both subflows car
 
 import errno
 import socket
+import struct
 import time
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 
 import pytest
 
-from harness import traffic
-from harness.mptcp.sockets import open_socket, subflow_tcp_info, wait_subflows
+from harness import nft, traffic
+from harness.mptcp.sockets import (
+    TCP_ESTABLISHED,
+    open_socket,
+    subflow_tcp_info,
+    wait_subflows,
+)
 from harness.run import run
 from harness.wait import wait_until
 
@@ -331,6 +338,63 @@ def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, bui
     assert failed - started >= earliest, f"ETIMEDOUT {failed - started:.2f} s < {earliest:.2f}"
     assert failed - holed <= latest, f"ETIMEDOUT {failed - holed:.2f} s > {latest:.2f}"
     assert before.delta(mib(client), group="TcpExt").get("TCPAbortOnTimeout") == 2
+
+
+def read_exactly(sock, nbytes: int) -> int:
+    """Read nbytes (or up to EOF); the number of bytes read."""
+    got = 0
+    while got < nbytes and (chunk := sock.recv(min(65536, nbytes - got))):
+        got += len(chunk)
+    return got
+
+
+def test_a_reset_after_one_subflow_timed_out_fails_the_connection_as_a_reset(
+        topology, mib, built_with):
+    """The peer aborts after one subflow gave up by the user timeout while the other one
+    carried on: the application sees ECONNRESET, as it would without the option.
+
+    The initial subflow stays in the MPTCP socket's list once closed (__mptcp_close_ssk
+    disconnects msk->first instead of freeing it), and nothing reads the ETIMEDOUT its
+    timeout left in sk_err while another subflow was alive. The peer's abort (MP_FASTCLOSE
+    on a RST) closes the last subflow: that must end the connection as a reset
+    (mptcp_check_fastclose), not with the stale ETIMEDOUT of a path that died earlier.
+    """
+    built_with(ETIMEDOUT_PATCH, lambda: None)
+    topo, total = topology("two-paths"), 4 * MB
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 4)[0]
+    hole = ('  chain in { type filter hook prerouting priority -300; iifname "eth0" drop; }\n'
+            '  chain out { type filter hook output priority -300; oifname "eth0" drop; }')
+    with ExitStack() as stack:
+        listener = stack.enter_context(open_socket(server, socket.AF_INET))
+        listener.bind((addr, 0))
+        listener.listen(1)
+        listener.settimeout(traffic.SOCKET_TIMEOUT)
+        sock = stack.enter_context(traffic.connect(
+            client, addr, listener.getsockname()[1], before_connect=lambda sock:
+            sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)))
+        peer = stack.enter_context(listener.accept()[0])
+        peer.settimeout(traffic.SOCKET_TIMEOUT)
+        sock.sendall(b"x")  # the first data fully establishes the connection: then it joins
+        assert peer.recv(1) == b"x"
+        wait_subflows(sock, 2)
+        before = mib(client)
+        received = stack.enter_context(ThreadPoolExecutor(1)).submit(read_exactly, peer, total)
+        with nft.table(client, "mlab_hole_eth0", hole):  # the initial subflow's path
+            sock.sendall(bytes(total))
+            wait_until(lambda: before.delta(mib(client), group="TcpExt")
+                       .get("TCPAbortOnTimeout") == 1,
+                       30, "the initial subflow to give up by its user timeout")
+            assert received.result(timeout=traffic.SOCKET_TIMEOUT) == total
+        states = [t.state for t in subflow_tcp_info(sock)]
+        assert states.count(TCP_ESTABLISHED) == 1, f"subflow states {states}"
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # MP_FASTCLOSE, on a RST of each subflow
+        with pytest.raises(OSError) as failure:
+            while sock.recv(65536):
+                pass
+    assert failure.value.errno == errno.ECONNRESET, f"the socket failed with {failure.value!r}"
+    assert before.delta(mib(client)).get("MPFastcloseRx") == 1
 
 
 def test_syncnt_limits_the_syns_of_the_initial_subflow(topology, capture):
