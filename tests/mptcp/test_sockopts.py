@@ -326,18 +326,62 @@ def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, bui
     # A subflow gives up USER_TIMEOUT after the first byte it sent that is still unacked
     # (retrans_stamp): sent before the black hole, but at most about an RTT earlier, since
     # anything older was acked (two RTTs if a fast retransmit was under way; 50 ms for the
-    # RTT, queueing at 20 Mbit/s included, to grow past the one measured). The socket fails
-    # when its last subflow gives up: one with nothing in flight gets data only when MPTCP
+    # RTT, queueing at 20 Mbit/s included, to grow past the one measured). The last subflow
+    # to give up may be one with nothing in flight, which gets data only when MPTCP
     # reinjects it, on MPTCP's retransmission timer, restarted by the last ACK (up to an RTT
-    # after the black hole) and firing at most an RTO later. `late`: timer granularity, the
-    # MPTCP worker and waking the blocked sender, under software emulation too.
+    # after the black hole) and firing at most an RTO later. Then the path manager has
+    # USER_TIMEOUT more to bring a subflow back (it caps net.mptcp.close_timeout) before
+    # the socket fails. `late`: timer granularity, the MPTCP worker and waking the blocked
+    # sender, under software emulation too.
     user_timeout, late = USER_TIMEOUT_MS / 1000, 0.5
     rtt, rto = max(t.rtt for t in subflows) / 1e6, max(t.rto for t in subflows) / 1e6
-    earliest, latest = user_timeout - 2 * rtt - 0.05, user_timeout + rtt + rto + late
+    earliest = 2 * user_timeout - 2 * rtt - 0.05
+    latest = 2 * user_timeout + rtt + rto + late
     # the black hole began between started and holed: each bound gets the benefit of that doubt
     assert failed - started >= earliest, f"ETIMEDOUT {failed - started:.2f} s < {earliest:.2f}"
     assert failed - holed <= latest, f"ETIMEDOUT {failed - holed:.2f} s > {latest:.2f}"
     assert before.delta(mib(client), group="TcpExt").get("TCPAbortOnTimeout") == 2
+
+
+def test_a_subflow_back_within_the_user_timeout_saves_the_connection(topology, pm, mib,
+                                                                      built_with):
+    """Both paths die and every subflow gives up by its user timeout; a subflow created
+    within the user timeout that follows carries the rest: the connection does not fail.
+
+    The user timeout caps the wait for a new subflow (net.mptcp.close_timeout), it does not
+    replace it: the path manager keeps that long to recover the connection. Here the
+    client's endpoint is removed and added again once the paths work, which makes the
+    in-kernel path manager create a subflow for the live connection.
+    """
+    built_with(ETIMEDOUT_PATCH, lambda: None)
+    topo = topology("two-paths")
+    client, server = topo.ns("client"), topo.ns("server")
+    all_in = "  chain input { type filter hook input priority 0; policy drop; }"
+
+    def set_user_timeout(sock):
+        sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+
+    with two_subflows(topo, pm, "after-join", set_user_timeout) as live, \
+            ThreadPoolExecutor(1) as pool:
+        live.sender.send(nbytes=MB)
+        before = mib(client)
+        with nft.table(server, "mlab_blackhole", all_in):
+            sending = pool.submit(live.sender.send, nbytes=2 * MB)
+            wait_until(lambda: before.delta(mib(client), group="TcpExt")
+                       .get("TCPAbortOnTimeout") == 2,
+                       30, "both subflows to give up by their user timeout")
+        gave_up = time.monotonic()
+        (endpoint,) = [e for e in pm(client).endpoints() if "subflow" in e.flags]
+        pm(client).del_endpoint(endpoint.id)
+        pm(client).add_endpoint(endpoint.addr, flags={"subflow"},
+                                ifname=topo.interface_of("client", endpoint.addr))
+        wait_subflows(live.sock, 1, timeout=USER_TIMEOUT_MS / 1000)
+        back = time.monotonic() - gave_up
+        sending.result(timeout=traffic.SOCKET_TIMEOUT)
+        end = live.sender.finish()
+    print(f"\na subflow was back {back:.2f} s after the last one gave up")
+    assert live.sink.result().sha256 == end.sha256
+    assert before.delta(mib(client)).get("MPJoinSynTx") == 1
 
 
 def read_exactly(sock, nbytes: int) -> int:
