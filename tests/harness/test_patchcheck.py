@@ -100,3 +100,20 @@ def test_real_checkpatch_summaries_parse():
     problems = (DATA / "checkpatch" / "style-problems.txt").read_text()
     assert patchcheck.SUMMARY.search(clean).groups() == ("0", "0", "0")
     assert patchcheck.SUMMARY.search(problems).groups() == ("3", "3", "0")
+
+
+@pytest.mark.parametrize("git_tree", [False, True])
+def test_upstream_commit_ids_are_looked_up_only_in_a_git_tree(tmp_path, git_tree):
+    """Debian's tree has no history: checkpatch would call every upstream "commit <id>" in
+    a commit message unknown. In a git tree, the lookup stays on."""
+    linux = tmp_path / "linux"
+    (linux / "scripts").mkdir(parents=True)
+    if git_tree:
+        (linux / ".git").mkdir()
+    (linux / "scripts" / "checkpatch.pl").write_text(
+        'print "args: @ARGV\\ntotal: 0 errors, 0 warnings, 0 checks, 1 lines checked\\n";\n')
+    patch = tmp_path / "0001-x.patch"
+    patch.write_text("Subject: [PATCH] x\n")
+    clean, _summary, output = patchcheck.checkpatch(linux, patch)
+    assert clean
+    assert ("--ignore UNKNOWN_COMMIT_ID" in output) is not git_tree, output
