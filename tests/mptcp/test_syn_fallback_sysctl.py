@@ -9,7 +9,7 @@ import errno
 
 import pytest
 
-from harness import sysctl, traffic
+from harness import nft, sysctl, traffic
 from harness.mptcp.constants import IPPROTO_MPTCP
 from harness.mptcp.sockets import socket_protocol
 
@@ -84,3 +84,37 @@ def test_never_keeps_mp_capable_until_the_connection_attempt_times_out(topology,
     moved = before.delta(mib(client))
     assert moved.get("MPCapableSYNTX") == 1 and moved.get("MPCapableSYNTXDrop") == 1
     assert "MPCapableFallbackSYNACK" not in moved
+
+
+# the client's first SYN to each server address is lost, its retransmissions are not
+LOSE_FIRST_SYN = (
+    "set lost { type ipv4_addr; flags dynamic; }\n"
+    "chain out { type filter hook output priority 0;\n"
+    "  tcp flags & (syn | ack) == syn ip daddr != @lost add @lost { ip daddr } counter drop\n}")
+
+
+@pytest.mark.parametrize("retransmissions", [0, 2])
+def test_a_low_value_turns_one_lost_syn_into_a_blackhole_detection(topology, mib,
+                                                                    retransmissions):
+    """The documentation's warning: with 0, a path that lost a single SYN looks like an
+    MPTCP blackhole. The first retransmission goes without MP_CAPABLE; once the server
+    answers it, the client concludes MPTCP is blackholed and disables it in its namespace
+    for blackhole_timeout (3600 s): the next connection is plain TCP from its first SYN.
+    With the default, the retransmitted SYN still carries MP_CAPABLE and nothing changes.
+    """
+    topo = topology("single-path", client={KEY: retransmissions})
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 4)[0]
+    before = mib(client)
+    with nft.table(client, "mlab_lose_first_syn", LOSE_FIRST_SYN) as table:
+        first = traffic.transfer(client, server, addr, nbytes=10_000)
+        lost = nft.counted_packets(client, table)
+    second = traffic.transfer(client, server, addr, nbytes=10_000)
+    moved = before.delta(mib(client))
+    assert lost == 1 and first.intact and second.intact
+    if retransmissions == 0:
+        assert not first.sent.is_mptcp and not second.sent.is_mptcp
+        assert (moved.get("Blackhole"), moved.get("MPCapableSYNTXDisabled")) == (1, 1), moved
+    else:
+        assert first.sent.is_mptcp and second.sent.is_mptcp
+        assert "Blackhole" not in moved and "MPCapableSYNTXDisabled" not in moved, moved
