@@ -29,6 +29,7 @@ from harness.wait import wait_until
 MB = 1_000_000
 SOL_TCP, SOL_IP, SOL_IPV6 = socket.SOL_TCP, socket.IPPROTO_IP, socket.IPPROTO_IPV6
 TTL, TCLASS = 42, 0x28  # DSCP AF11; the ECN bits stay TCP's own
+ROUTE_HOP_LIMIT = 33  # neither TTL nor the default (64)
 USER_TIMEOUT_MS = 3000
 # Since 6.5, a SYN_SENT socket retransmits net.ipv4.tcp_syn_linear_timeouts (4) times more
 # than TCP_SYNCNT, every second, and TCP_SYNCNT's time budget ends the attempt first: with
@@ -208,6 +209,26 @@ def test_ipv6_hop_limit_and_traffic_class_apply_to_every_subflow(topology, pm, c
         assert {s.ttl for s in sent} == {TTL}, f"hop limits seen on {iface}"
         assert {s.tos & ~0x3 for s in sent} == {TCLASS}, f"traffic classes on {iface}"
     assert read_back == (TTL, TCLASS)
+
+
+def test_an_unset_hop_limit_reads_back_as_the_routes_as_on_tcp(topology, ip_options_patch):
+    """Without IPV6_UNICAST_HOPS set, a connected TCP socket reads back the hop limit of
+    its route (ip6_dst_hoplimit), not the namespace's default: so must an MPTCP one."""
+    topo = topology("dual-stack")
+    client, server = topo.ns("client"), topo.ns("server")
+    addr = topo.addresses("server", 6)[0]
+    run(["ip", "-6", "route", "add", f"{addr}/128", "dev", topo.interface("client", 0),
+         "hoplimit", str(ROUTE_HOP_LIMIT)], ns=client)
+    read_back = {}
+    with ExitStack() as stack:
+        listener = stack.enter_context(open_socket(server, socket.AF_INET6))
+        listener.bind(("::", 0))
+        listener.listen(2)
+        for proto in ("tcp", "mptcp"):
+            sock = stack.enter_context(
+                traffic.connect(client, addr, listener.getsockname()[1], proto=proto))
+            read_back[proto] = sock.getsockopt(SOL_IPV6, socket.IPV6_UNICAST_HOPS)
+    assert read_back == {"tcp": ROUTE_HOP_LIMIT, "mptcp": ROUTE_HOP_LIMIT}
 
 
 def no_segmentation_offload(ns, ifaces):
