@@ -118,6 +118,17 @@ def send_with_corruption(topo, iface: str, subflows: int) -> tuple[bytes, bytes,
     return first + second, received, subflows_left
 
 
+def damage(sent: bytes, received: bytes) -> str:
+    """What differs between the bytes sent and those the server read, for the failure
+    message: the lengths, the first offset that differs, and where the corrupted byte (MARK,
+    never in what was sent) reached the application."""
+    first = next((i for i, (a, b) in enumerate(zip(sent, received, strict=False)) if a != b),
+                 min(len(sent), len(received)))
+    marks = [i for i, byte in enumerate(received) if byte == MARK][:5]
+    return (f"sent {len(sent)} bytes, the server read {len(received)}; first difference at "
+            f"offset {first}; the corrupted byte (0x{MARK:02x}) delivered at {marks or 'none'}")
+
+
 def test_two_subflows_reset_the_corrupted_one_and_data_goes_on_intact(topology, mib,
                                                                        pm_events, capture):
     """The server resets the join subflow (eth1) with MP_FAIL and MP_TCPRST reason 6.
@@ -133,7 +144,8 @@ def test_two_subflows_reset_the_corrupted_one_and_data_goes_on_intact(topology, 
     before_client, before_server = mib(client), mib(server)
     sent, received, subflows_left = send_with_corruption(topo, "eth1", subflows=2)
     cap.stop()
-    assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest()
+    assert hashlib.sha256(received).digest() == hashlib.sha256(sent).digest(), \
+        damage(sent, received)
     assert subflows_left == 1, "the corrupted subflow was not closed"
     client_moved = before_client.delta(mib(client))
     server_moved = before_server.delta(mib(server))
