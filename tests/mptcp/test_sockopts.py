@@ -297,12 +297,16 @@ def test_window_clamp_applies_to_every_subflow(topology, pm, when):
 
 # ---- the behaviour the option asks for ----
 
+DROP_ALL_INPUT = "  chain input { type filter hook input priority 0; policy drop; }"
+
+
 def black_hole(ns):
     """Drop every packet that enters namespace ns (nftables; gone with the namespace)."""
-    run(["nft", "-f", "-"], ns=ns, input=(
-        "table inet mlab_blackhole {\n"
-        "  chain input { type filter hook input priority 0; policy drop; }\n"
-        "}\n"))
+    run(["nft", "-f", "-"], ns=ns, input=f"table inet mlab_blackhole {{\n{DROP_ALL_INPUT}\n}}\n")
+
+
+def set_user_timeout(sock):
+    sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
 
 
 def drop_syns_arriving_on(ns, iface):
@@ -328,9 +332,6 @@ def test_user_timeout_fails_the_connection_with_etimedout(topology, pm, mib, bui
     built_with(ETIMEDOUT_PATCH, lambda: None)  # on the host, the test itself tells
     topo = topology("two-paths")
     client, server = topo.ns("client"), topo.ns("server")
-    def set_user_timeout(sock):
-        sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
-
     with two_subflows(topo, pm, when, set_user_timeout) as live:
         live.sender.send(nbytes=MB)
         subflows = subflow_tcp_info(live.sock)
@@ -377,16 +378,11 @@ def test_a_subflow_back_within_the_user_timeout_saves_the_connection(topology, p
     built_with(ETIMEDOUT_PATCH, lambda: None)
     topo = topology("two-paths")
     client, server = topo.ns("client"), topo.ns("server")
-    all_in = "  chain input { type filter hook input priority 0; policy drop; }"
-
-    def set_user_timeout(sock):
-        sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
-
     with two_subflows(topo, pm, "after-join", set_user_timeout) as live, \
             ThreadPoolExecutor(1) as pool:
         live.sender.send(nbytes=MB)
         before = mib(client)
-        with nft.table(server, "mlab_blackhole", all_in):
+        with nft.table(server, "mlab_blackhole", DROP_ALL_INPUT):
             sending = pool.submit(live.sender.send, nbytes=2 * MB)
             wait_until(lambda: before.delta(mib(client), group="TcpExt")
                        .get("TCPAbortOnTimeout") == 2,
@@ -436,8 +432,7 @@ def test_a_reset_after_one_subflow_timed_out_fails_the_connection_as_a_reset(
         listener.listen(1)
         listener.settimeout(traffic.SOCKET_TIMEOUT)
         sock = stack.enter_context(traffic.connect(
-            client, addr, listener.getsockname()[1], before_connect=lambda sock:
-            sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)))
+            client, addr, listener.getsockname()[1], before_connect=set_user_timeout))
         peer = stack.enter_context(listener.accept()[0])
         peer.settimeout(traffic.SOCKET_TIMEOUT)
         sock.sendall(b"x")  # the first data fully establishes the connection: then it joins
