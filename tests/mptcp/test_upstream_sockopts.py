@@ -294,7 +294,10 @@ def test_tcp_nodelay_turns_nagle_off_on_every_subflow(topology, pm, capture, net
     that alternate between subflows have DSS mappings that cannot be merged.) Autocorking
     is off, so that only Nagle can hold data back. Measured in the VM (TCG, 5 runs): bursts
     written in 1-3 ms; median span per subflow 0-3 ms with TCP_NODELAY, 102-107 ms without
-    (a round trip is 100 ms)."""
+    (a round trip is 100 ms). In the control run the scheduler may keep all but a burst's
+    first write on the initial subflow (its pacing rate grew with the transfer before the
+    join; the held writes grow its queue by their bytes only): Nagle is asserted on the
+    subflows that sent several writes of a burst, at least one of them in half the bursts."""
     topo = topology(two_slow_paths(), client=NO_AUTOCORK)
     client, caps, starts, written_in = topo.ns("client"), [], [], []
     client_addrs = set(topo.addresses("client"))
@@ -314,19 +317,22 @@ def test_tcp_nodelay_turns_nagle_off_on_every_subflow(topology, pm, capture, net
                 live.sender.send(nbytes=SMALL_WRITE)
             written_in.append(time.time() - starts[-1])
         send_and_check(live, nbytes=0)
-    spans = {}
+    spans, data_segments = {}, {}
     for iface, cap in zip(IFACES, caps, strict=True):
         cap.stop()
         sent = [s for s in cap.segments() if s.src in client_addrs and s.payload_len]
-        spans[iface] = burst_spans(sent, starts)
+        spans[iface], data_segments[iface] = burst_spans(sent, starts), len(sent)
     print(f"\nTCP_NODELAY {nodelay}: bursts written in {median(written_in):.3f} s (median); "
-          f"median span of a burst's segments per subflow "
-          f"{ {i: round(median(s), 3) for i, s in spans.items() if s} }")
+          f"data segments per subflow {data_segments}; median span of a burst's segments "
+          f"per subflow { {i: round(median(s), 3) for i, s in spans.items() if s} }")
     assert read_back == nodelay
     assert median(written_in) < RTT_S / 2, "the bursts took too long to write: inconclusive"
-    for iface, seen in spans.items():
-        assert len(seen) >= BURSTS / 2, f"{iface} sent several writes in {len(seen)} bursts"
-        if nodelay:
+    if nodelay:
+        for iface, seen in spans.items():
+            assert len(seen) >= BURSTS / 2, f"{iface} sent several writes in {len(seen)} bursts"
             assert median(seen) < RTT_S / 2, f"writes held back on {iface}: {seen}"
-        else:
-            assert median(seen) >= 0.9 * RTT_S, f"Nagle did not hold on {iface}: {seen}"
+    else:
+        assert max(len(seen) for seen in spans.values()) >= BURSTS / 2, \
+            f"no subflow sent several writes in half the bursts: {spans}"
+        for iface, seen in spans.items():
+            assert not seen or median(seen) >= 0.9 * RTT_S, f"Nagle did not hold on {iface}: {seen}"
