@@ -125,6 +125,48 @@ def test_invalid_value_is_refused_as_on_tcp(netns, built_with, option):
     assert mptcp_error.value.errno == tcp_error.value.errno == errno.EINVAL
 
 
+# TCP takes any non-zero clamp: a small one is raised to SOCK_MIN_RCVBUF / 2, a negative one
+# becomes a huge unsigned clamp (no clamp), read back as the same negative int.
+ADJUSTED_BY_TCP = [
+    (socket.AF_INET, SOL_TCP, socket.TCP_WINDOW_CLAMP, 100),
+    (socket.AF_INET, SOL_TCP, socket.TCP_WINDOW_CLAMP, -1),
+]
+
+
+@pytest.mark.parametrize("option", ADJUSTED_BY_TCP, ids=option_id)
+def test_value_that_tcp_adjusts_reads_back_as_on_tcp(netns, option):
+    family, level, name, value = option
+    with open_socket(netns, family, socket.IPPROTO_TCP) as tcp, open_socket(netns, family) as mp:
+        tcp.setsockopt(level, name, value)
+        mp.setsockopt(level, name, value)
+        assert mp.getsockopt(level, name) == tcp.getsockopt(level, name)
+
+
+def client_window_clamp_once_connected(stack: ExitStack, ns: str, proto: str, clamp: int):
+    """getsockopt(TCP_WINDOW_CLAMP) on a loopback client of `proto` that set `clamp` before
+    connecting, once the connection is established."""
+    listener = stack.enter_context(open_socket(ns, socket.AF_INET, traffic.protocol(proto)))
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = stack.enter_context(traffic.connect(
+        ns, "127.0.0.1", listener.getsockname()[1], proto=proto,
+        before_connect=lambda sock: sock.setsockopt(SOL_TCP, socket.TCP_WINDOW_CLAMP, clamp)))
+    stack.enter_context(listener.accept()[0])
+    return client.getsockopt(SOL_TCP, socket.TCP_WINDOW_CLAMP)
+
+
+def test_window_clamp_reads_back_the_live_value_as_on_tcp(netns):
+    """A clamp larger than the receive buffer can hold is cut down to it when the connection
+    is established (tcp_init_buffer_space()): TCP reads back the clamp in force, not the one
+    it was given; so must MPTCP (its first subflow's)."""
+    too_large = 100_000_000
+    with ExitStack() as stack:
+        read_back = {proto: client_window_clamp_once_connected(stack, netns, proto, too_large)
+                     for proto in ("tcp", "mptcp")}
+    assert read_back["tcp"] < too_large, f"TCP kept the clamp: inconclusive ({read_back})"
+    assert read_back["mptcp"] == read_back["tcp"]
+
+
 # ---- on every subflow ----
 
 def join_later(topo, pm):
