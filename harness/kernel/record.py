@@ -12,12 +12,24 @@ from harness.kernel.layout import RECORD_FILE, record_path_of
 PATCH_FILE = re.compile(r"^(?:v\d+-)?\d{4}-(?P<slug>.+?)(?:\.patch)?$")
 
 
+# `git format-patch` cuts a long subject so that the file name fits in 64 characters,
+# more with a "v2-" prefix: a cut slug keeps at least this many characters.
+SHORTEST_CUT = 40
+
+
 def patch_slug(name: str) -> str:
     """A patch's file name without its number and suffix: `git format-patch` names
     '0005-mptcp-sched-add-the-roundrobin-scheduler.patch' after its subject, and the
     number changes when a series is reordered or trimmed, the subject does not."""
     match = PATCH_FILE.match(name)
     return match["slug"] if match else name
+
+
+def is_cut_of(file_slug: str, subject_slug: str) -> bool:
+    """Whether a patch file's slug names this subject: equal to it, or the subject cut to
+    fit a file name (a series exported with -v2 has shorter names than without)."""
+    return file_slug == subject_slug or (len(file_slug) >= SHORTEST_CUT
+                                         and subject_slug.startswith(file_slug))
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class BuildRecord:
         return self == wanted and Path(self.image).exists()
 
     def has_patch(self, slug: str) -> bool:
-        return any(patch_slug(name) == slug for name, _sha in self.patches)
+        return any(is_cut_of(patch_slug(name), slug) for name, _sha in self.patches)
 
     @classmethod
     def of_image(cls, image: Path) -> BuildRecord | None:

@@ -23,6 +23,23 @@ def test_a_patch_is_known_by_its_subject_whatever_its_number(name):
     assert series_verdict(record(name), ROUNDROBIN) == ("run", "")
 
 
+SOCKOPTS = "mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIMEOU"  # cut to fit, without -v2
+
+
+@pytest.mark.parametrize("name", [
+    "0002-mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIMEOU.patch",
+    "v2-0002-mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIM.patch",  # cut shorter
+])
+def test_a_subject_cut_to_fit_a_versioned_file_name_is_the_same_patch(name):
+    assert series_verdict(record(name), SOCKOPTS) == ("run", "")
+
+
+def test_a_short_slug_is_not_taken_for_a_cut_of_a_longer_one():
+    assert series_verdict(record("0001-mptcp-sched.patch"), ROUNDROBIN)[0] == "fail"
+    assert series_verdict(record("0001-mptcp-sched-add-the-roundrobin-scheduler-v2.patch"),
+                          ROUNDROBIN)[0] == "fail"
+
+
 def test_a_series_that_lacks_the_patch_fails_the_test_and_says_what_it_had():
     verdict, why = series_verdict(record("0001-mptcp-sockopt-x.patch"), ROUNDROBIN)
     assert verdict == "fail"
