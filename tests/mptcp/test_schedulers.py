@@ -1,4 +1,4 @@
-"""The in-kernel packet schedulers of our series: "roundrobin" and "minrtt" (patches 0005, 0006).
+"""The in-kernel packet schedulers of our series: "roundrobin" and "minrtt" (patches 0006, 0007).
 
 The scheduler is chosen per network namespace (net.mptcp.scheduler) when an MPTCP socket is
 created, so each test sets it on the sender's (client's) namespace before connecting. How a
@@ -17,8 +17,8 @@ from harness.wait import wait_until
 
 MB = 1_000_000
 SCHEDULERS = ("roundrobin", "minrtt")
-PATCHES = {"roundrobin": "mptcp-sched-add-the-roundrobin-scheduler",  # 0005
-           "minrtt": "mptcp-sched-add-the-minrtt-scheduler"}  # 0006
+PATCHES = {"roundrobin": "mptcp-sched-add-the-roundrobin-scheduler",  # 0006
+           "minrtt": "mptcp-sched-add-the-minrtt-scheduler"}  # 0007
 CLIENT_INTERFACES = ("eth0", "eth1")
 PACED_RATE_BIT = 4_000_000  # the paced application: well below one 20 Mbit/s link
 PACED_SECONDS = 5.0

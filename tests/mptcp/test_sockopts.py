@@ -1,4 +1,4 @@
-"""Socket options that TCP applications set, on MPTCP sockets (kernel_patches/0001-0003).
+"""Socket options that TCP applications set, on MPTCP sockets (kernel_patches/0002-0004).
 
 Each option is set on the MPTCP socket, then checked where the kernel applies it: on the
 wire for every subflow (TTL, traffic class, MSS), in each subflow's tcp_info, or by the
@@ -37,9 +37,9 @@ USER_TIMEOUT_MS = 3000
 CLASSIC_SYN_RETRIES = {"net.ipv4.tcp_syn_linear_timeouts": 0}
 
 
-SOCKOPT_PATCH = "mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIMEOU"  # 0001
-ETIMEDOUT_PATCH = "mptcp-fail-with-ETIMEDOUT-when-the-user-timeout-expi"  # 0002
-IP_PATCH = "mptcp-sockopt-support-IP_TTL-IPV6_UNICAST_HOPS-and-I"  # 0003
+SOCKOPT_PATCH = "mptcp-sockopt-support-TCP_-MAXSEG-SYNCNT-USER_TIMEOU"  # 0002
+ETIMEDOUT_PATCH = "mptcp-fail-with-ETIMEDOUT-when-the-user-timeout-expi"  # 0003
+IP_PATCH = "mptcp-sockopt-support-IP_TTL-IPV6_UNICAST_HOPS-and-I"  # 0004
 
 
 def refused_option(level: int, name: int, value: int) -> str | None:
@@ -70,7 +70,7 @@ def ip_options_patch(built_with):
 
 
 def require_patch_of(built_with, level: int) -> None:
-    """IP_* and IPV6_* options come with 0003, TCP_* ones with 0001."""
+    """IP_* and IPV6_* options come with 0004, TCP_* ones with 0002."""
     if level != SOL_TCP:
         require_ip_patch(built_with)
 

@@ -1,4 +1,4 @@
-"""net.mptcp.syn_retrans_before_tcp_fallback (kernel_patches/0004).
+"""net.mptcp.syn_retrans_before_tcp_fallback (kernel_patches/0005).
 
 A middlebox drops every SYN that carries MP_CAPABLE: the client retransmits its SYN with
 MP_CAPABLE as many times as the sysctl says, then retries without it (plain TCP), which
@@ -18,7 +18,7 @@ MB = 1_000_000
 NEVER = 128  # from 128 on (beyond TCP_SYNCNT's range), as in upstream kernels since 6.15
 
 
-PATCH = "mptcp-add-the-syn_retrans_before_tcp_fallback-sysctl"  # 0004
+PATCH = "mptcp-add-the-syn_retrans_before_tcp_fallback-sysctl"  # 0005
 
 
 @pytest.fixture(autouse=True)
