@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -32,7 +32,7 @@ from harness import nft, traffic
 from harness.mptcp.constants import IPPROTO_MPTCP
 from harness.mptcp.sockets import open_socket, subflow_addrs, subflow_tcp_info, wait_subflows
 from harness.run import run
-from harness.wait import wait_until
+from harness.wait import WaitTimeout, wait_until
 
 MB = 1_000_000
 NFT_TABLE = "mlabblackhole"  # not the topology's own table (harness.topology.live.NFT_TABLE)
@@ -45,8 +45,8 @@ STALL_BOUND_S = 2.5
 BACKUP_IDLE_SHARE = 0.05  # of a phase's data, on the subflow that should stay idle
 STALE_POLL_S = 0.02
 STALE_LOSS_CNTS = (3, 12)  # 1 and 2 are not used: see the test
-STALE_RUNS = 2  # transfers per count
-STALE_TRANSFER = 20 * MB  # long enough for the larger count to go stale
+STALE_RUNS = 2  # connections per count
+STALE_WAIT_S = 30.0  # for SubflowStale behind the closed window, with the larger count
 
 
 @dataclass
@@ -149,7 +149,6 @@ class Failover:
     stall: float  # the receiver's longest stall from the moment the rules went in
     dropped: dict[str, int]  # by the rules, per chain
     moved: dict[str, int]  # the client's MIB counters
-    stale_after: float | None = None  # seconds from the rules to SubflowStale, if watched
 
 
 @contextmanager
@@ -174,9 +173,8 @@ def stale_watch(mib, ns: str, since: list) -> Iterator[list[float]]:
 
 
 def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: int,
-                                 watch_stale: bool = False, **client_sysctls) -> Failover:
-    """`total` bytes from the client on two-paths; `path` black-holed after 4 MB. With
-    watch_stale, the time from the black hole to SubflowStale is measured too."""
+                                 **client_sysctls) -> Failover:
+    """`total` bytes from the client on two-paths; `path` black-holed after 4 MB."""
     topo = topology("two-paths", client=client_sysctls)
     client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
     before, holes = mib(client), []
@@ -186,8 +184,7 @@ def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: in
             holes.append((black_hole(client, path), time.monotonic()))
 
     with accepted(server, addr) as (port, conn), \
-            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(1) as pool, \
-            (stale_watch(mib, client, holes) if watch_stale else nullcontext([])) as stale_at:
+            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(1) as pool:
         receiving = pool.submit(receive_timed, conn.result(timeout=30)[0])
         sender = traffic.Sender(sock)
         sender.send(nbytes=traffic.CHUNK)  # the client's PM joins once data went through
@@ -196,8 +193,7 @@ def transfer_across_a_black_hole(topology, black_hole, mib, path: str, total: in
         end = sender.finish()
         nbytes, sha256, growth = receiving.result(timeout=60)
     (hole, since), moved = holes[0], before.delta(mib(client))
-    seen = Failover(nbytes, sha256, end, longest_stall(growth, since), hole.dropped(), moved,
-                    stale_at[0] - since if stale_at else None)
+    seen = Failover(nbytes, sha256, end, longest_stall(growth, since), hole.dropped(), moved)
     print(f"\n{path} black-holed {client_sysctls}: longest stall {seen.stall:.3f} s, dropped "
           f"{seen.dropped}, subflows {acked_by_subflow_end(end)}, MIB {moved}")
     assert nbytes == end.nbytes == total and sha256 == end.sha256
@@ -342,25 +338,77 @@ def test_connection_survives_the_loss_of_its_initial_subflow_path(topology, pm, 
     assert moved.get("MPJoinSynTx") == 1 and moved.get("MPJoinSynAckRx") == 1, moved
 
 
+def receive_unless_paused(sock: socket.socket, paused: threading.Event,
+                          resume: threading.Event) -> tuple[int, str]:
+    """Read until EOF, then shut the sending side: (bytes, sha256). Once `paused` is set,
+    stop reading until `resume` is: the receive window closes meanwhile."""
+    digest, nbytes, buf = hashlib.sha256(), 0, bytearray(traffic.CHUNK)
+    while (n := sock.recv_into(buf)) > 0:
+        digest.update(memoryview(buf)[:n])
+        nbytes += n
+        if paused.is_set():
+            resume.wait()
+    sock.shutdown(socket.SHUT_WR)
+    return nbytes, digest.hexdigest()
+
+
 def seconds_to_stale(topology, black_hole, mib, loss_cnt: int) -> float | None:
-    """Seconds from eth1's black hole to SubflowStale (None: never) in a STALE_TRANSFER."""
-    return transfer_across_a_black_hole(topology, black_hole, mib, "eth1", STALE_TRANSFER,
-                                        watch_stale=True,
-                                        **{"net.mptcp.stale_loss_cnt": loss_cnt}).stale_after
+    """Seconds from eth1's black hole to SubflowStale (None: not within STALE_WAIT_S).
+
+    The hole comes once 4 MB were written, while both subflows carry data; the receiver
+    stops reading at that moment and the client keeps writing. The window closes, eth0 goes
+    idle, and what eth1 had in flight stays unacknowledged: nothing but MPTCP's own
+    retransmission timer acts then, and each of its rounds finds eth1 without progress.
+    While data flows instead, every DATA_ACK re-arms that timer, and how many rounds a dead
+    subflow sees depends on where the scheduler happens to put data."""
+    topo = topology("two-paths", client={"net.mptcp.stale_loss_cnt": loss_cnt})
+    client, server, addr = topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0]
+    holes, paused, resume = [], threading.Event(), threading.Event()
+
+    def hole_at_4mb(sent: int) -> None:
+        if sent >= 4 * MB and not holes:
+            black_hole(client, "eth1")
+            holes.append(time.monotonic())
+            paused.set()
+
+    with accepted(server, addr) as (port, conn), \
+            traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(2) as pool, \
+            stale_watch(mib, client, holes) as stale_at:
+        try:
+            receiving = pool.submit(receive_unless_paused, conn.result(timeout=30)[0],
+                                    paused, resume)
+            sender = traffic.Sender(sock)
+            sender.send(nbytes=traffic.CHUNK)  # the client's PM joins once data went through
+            wait_subflows(sock, 2)
+            sending = pool.submit(sender.send, nbytes=12 * MB, on_progress=hole_at_4mb)
+            with suppress(WaitTimeout):
+                wait_until(lambda: stale_at, STALE_WAIT_S, "SubflowStale")
+        finally:
+            resume.set()  # a paused receiver would hold the pool, and the test, forever
+        sending.result(timeout=120)
+        end = sender.finish()
+        nbytes, sha256 = receiving.result(timeout=60)
+    assert nbytes == end.nbytes and sha256 == end.sha256
+    return stale_at[0] - holes[0] if stale_at else None
 
 
 def test_stale_loss_cnt_sets_how_soon_a_dead_subflow_goes_stale(topology, black_hole, mib):
     """net.mptcp.stale_loss_cnt counts MPTCP retransmission rounds without progress on a
     subflow before it is marked stale: the same black hole goes stale later with 12 than
-    with 3. A round has no fixed length, so each count is run STALE_RUNS times, and every
-    run with 12 must go stale later than every run with 3.
+    with 3. seconds_to_stale() says how the rounds are made to come; each count is run
+    STALE_RUNS times, and every run with 12 must go stale later than every run with 3.
+    Measured: 3 -> 0.67-1.98 s and 12 -> 1.23-3.84 s in the VM (TCG, 4 runs of the test);
+    3 -> 0.89-1.15 s and 12 -> 2.34-3.53 s on the host (6.18, 3 runs). With 24 the rounds
+    did not always last: 2 of 4 connections in the VM were not stale after 30 s.
 
-    Measured (seconds from the black hole to SubflowStale): 3 -> 0.15-1.16 and
-    12 -> 1.86-3.18 in the VM (TCG, 10 and 7 runs); 3 -> 1.05, 1.05 and 12 -> 2.92, 2.89
-    on the host (6.18). Not asserted, seen while measuring: with 1 or 2 the dead subflow went
-    stale only 7-11 s later or never, as it must wait for a round where the other
-    subflow's own count is 0 (pm_kernel.c: max(stale_loss_cnt - 1, 1)); with 24 it once
-    never went stale in a 32 MB transfer, MPTCP's reinjections carrying the data anyway."""
+    With a transfer that kept flowing over the other path instead (the first version of
+    this test), the dead subflow went stale in 3 -> 0.15-1.16 s and 12 -> 1.86-3.18 s on
+    one day (VM, TCG), and on another not at all in 15 of 20 transfers of 20-32 MB, on the
+    kernel of our series and on the one before it: the rounds came only when data stuck on
+    the dead subflow closed the receiver's window. Not asserted, seen while measuring that version:
+    with 1 or 2 the dead subflow went stale only 7-11 s later or never, as it must wait for
+    a round where the other subflow's own count is 0 (pm_kernel.c: max(stale_loss_cnt - 1,
+    1))."""
     seconds = {n: [seconds_to_stale(topology, black_hole, mib, n) for _ in range(STALE_RUNS)]
                for n in STALE_LOSS_CNTS}
     print(f"\nseconds to SubflowStale by stale_loss_cnt: {seconds}")
