@@ -51,6 +51,7 @@ class Segment:
     ttl: int  # IPv4 TTL or IPv6 hop limit
     tos: int  # IPv4 TOS or IPv6 traffic class
     time: float = 0.0  # capture timestamp (seconds since the epoch), from the pcap record
+    seq: int = 0  # TCP sequence number (a retransmission repeats one)
 
     @property
     def mptcp_subtypes(self) -> list[str]:
@@ -141,11 +142,12 @@ def _parse_tcp(ip_fields: tuple, data: bytes, ip_payload_len: int) -> Segment | 
     src, dst, ttl, tos = ip_fields
     if len(data) < 20:
         return None
-    sport, dport, _seq, _ack, off_flags = struct.unpack_from("!HHIIH", data)
+    sport, dport, seq, _ack, off_flags = struct.unpack_from("!HHIIH", data)
     header_len = (off_flags >> 12) * 4
     flags = "".join(n for bit, n in enumerate(TCP_FLAG_NAMES) if off_flags & (1 << bit))
     options = parse_tcp_options(data[20:header_len])
-    return Segment(src, dst, sport, dport, flags, options, ip_payload_len - header_len, ttl, tos)
+    return Segment(src, dst, sport, dport, flags, options, ip_payload_len - header_len, ttl, tos,
+                   seq=seq)
 
 
 def _parse_ip(packet: bytes) -> Segment | None:

@@ -143,6 +143,17 @@ def test_half_close_sends_a_data_fin_and_the_other_direction_goes_on(topology, c
                     topo.addresses("server", 4)[0])
 
 
+def first_transmissions(segments, src: str) -> list[int]:
+    """Indices of the data segments from src that carry new data: TCP may retransmit a
+    segment after the DATA_FIN went (on a pure ACK, once all data was sent once)."""
+    seen, first = set(), []
+    for i, s in enumerate(segments):
+        if s.src == src and s.payload_len and (s.sport, s.seq) not in seen:
+            seen.add((s.sport, s.seq))
+            first.append(i)
+    return first
+
+
 def check_data_fins(segments, client: str, server: str) -> None:
     """One DATA_FIN from each side, in order, with the server's data between them."""
     def first(match) -> int:
@@ -153,7 +164,7 @@ def check_data_fins(segments, client: str, server: str) -> None:
     assert client_fin < len(segments), "no DATA_FIN from the client on the wire"
     assert server_fin < len(segments), "no DATA_FIN from the server on the wire"
     assert "F" not in segments[client_fin].flags, "the client's DATA_FIN came with a TCP FIN"
-    server_data = [i for i, s in enumerate(segments) if s.src == server and s.payload_len]
+    server_data = first_transmissions(segments, server)
     assert server_data and client_fin < min(server_data) and max(server_data) <= server_fin, \
         "the server's data did not come between the two DATA_FINs"
     tcp_fins = [i for i, s in enumerate(segments) if "F" in s.flags]
