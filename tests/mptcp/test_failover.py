@@ -213,10 +213,12 @@ def test_default_scheduler_fails_over_when_a_path_is_black_holed(topology, black
     join's (eth1); on the host 0.20-0.62 s. The bound, STALL_BOUND_S, says why 2.5 s."""
     seen = transfer_across_a_black_hole(topology, black_hole, mib, path, 12 * MB)
     assert min(acked_by_subflow_end(seen.end).values()) > 100_000, "a subflow carried nothing"
-    assert seen.moved.get("SubflowStale") == 1, \
-        f"the black-holed subflow never went stale: {seen.moved}"
-    # MPTCPRetrans is printed, not asserted: it stayed 0 in one host run (6.18, eth1) where
-    # the dead subflow may have had nothing unacknowledged when its path went
+    # SubflowStale and MPTCPRetrans are printed, not asserted. While the other path carries
+    # data, every DATA_ACK re-arms MPTCP's retransmission timer, and only its rounds move a
+    # dead subflow towards stale: whether it gets there depends on where the scheduler puts
+    # data (it did not, in one VM run of eth1 on 2026-12-03). The stale_loss_cnt test below
+    # makes the rounds come and asserts the marking. MPTCPRetrans stayed 0 in one host run
+    # (6.18, eth1) where the dead subflow may have had nothing unacknowledged.
     assert seen.stall <= STALL_BOUND_S, f"the receiver stalled {seen.stall:.2f} s"
 
 
