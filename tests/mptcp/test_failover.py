@@ -93,14 +93,19 @@ def black_hole(topology):
         yield make
 
 
-def receive_timed(sock: socket.socket) -> tuple[int, str, list[tuple[float, int]]]:
+def receive_timed(sock: socket.socket, paused: threading.Event | None = None,
+                  resume: threading.Event | None = None,
+                  ) -> tuple[int, str, list[tuple[float, int]]]:
     """Read until EOF, then shut the sending side: (bytes, sha256, (time, total) after each
-    read), the receiver's byte count over time."""
+    read), the receiver's byte count over time. Once `paused` is set, stop reading until
+    `resume` is: the receive window closes meanwhile."""
     digest, nbytes, buf, growth = hashlib.sha256(), 0, bytearray(traffic.CHUNK), []
     while (n := sock.recv_into(buf)) > 0:
         digest.update(memoryview(buf)[:n])
         nbytes += n
         growth.append((time.monotonic(), nbytes))
+        if paused is not None and paused.is_set():
+            resume.wait()
     sock.shutdown(socket.SHUT_WR)
     return nbytes, digest.hexdigest(), growth
 
@@ -340,20 +345,6 @@ def test_connection_survives_the_loss_of_its_initial_subflow_path(topology, pm, 
     assert moved.get("MPJoinSynTx") == 1 and moved.get("MPJoinSynAckRx") == 1, moved
 
 
-def receive_unless_paused(sock: socket.socket, paused: threading.Event,
-                          resume: threading.Event) -> tuple[int, str]:
-    """Read until EOF, then shut the sending side: (bytes, sha256). Once `paused` is set,
-    stop reading until `resume` is: the receive window closes meanwhile."""
-    digest, nbytes, buf = hashlib.sha256(), 0, bytearray(traffic.CHUNK)
-    while (n := sock.recv_into(buf)) > 0:
-        digest.update(memoryview(buf)[:n])
-        nbytes += n
-        if paused.is_set():
-            resume.wait()
-    sock.shutdown(socket.SHUT_WR)
-    return nbytes, digest.hexdigest()
-
-
 def seconds_to_stale(topology, black_hole, mib, loss_cnt: int) -> float | None:
     """Seconds from eth1's black hole to SubflowStale (None: not within STALE_WAIT_S).
 
@@ -377,8 +368,7 @@ def seconds_to_stale(topology, black_hole, mib, loss_cnt: int) -> float | None:
             traffic.connect(client, addr, port) as sock, ThreadPoolExecutor(2) as pool, \
             stale_watch(mib, client, holes) as stale_at:
         try:
-            receiving = pool.submit(receive_unless_paused, conn.result(timeout=30)[0],
-                                    paused, resume)
+            receiving = pool.submit(receive_timed, conn.result(timeout=30)[0], paused, resume)
             sender = traffic.Sender(sock)
             sender.send(nbytes=traffic.CHUNK)  # the client's PM joins once data went through
             wait_subflows(sock, 2)
@@ -389,7 +379,7 @@ def seconds_to_stale(topology, black_hole, mib, loss_cnt: int) -> float | None:
             resume.set()  # a paused receiver would hold the pool, and the test, forever
         sending.result(timeout=120)
         end = sender.finish()
-        nbytes, sha256 = receiving.result(timeout=60)
+        nbytes, sha256, _growth = receiving.result(timeout=60)
     assert nbytes == end.nbytes and sha256 == end.sha256
     return stale_at[0] - holes[0] if stale_at else None
 
