@@ -83,12 +83,20 @@ def _build(request: BuildRequest, src: source.Source, series: list[patches.Patch
             _tree_holds(request, src, record.patches):
         return BuildResult(previous, build_dir, None, ())
     tree, changed = _prepared_tree(request, src, series)
-    if previous is None or previous.config != record.config or not (build_dir / ".config").exists():
+    if _needs_configure(previous, record, build_dir):
         kconfig.configure(tree, build_dir, wanted)
     log = build_dir / "build.log"
     _make(tree, build_dir, request, log)
     record.save(build_dir)
     return BuildResult(record, build_dir, log, tuple(changed))
+
+
+def _needs_configure(previous: BuildRecord | None, record: BuildRecord, build_dir: Path) -> bool:
+    """Other options, or another series: a series may define options of its own (the series
+    fragment), and a configuration made without them would let make give them their
+    defaults. Configuring again rebuilds nothing that the same .config would not."""
+    return previous is None or previous.config != record.config or \
+        previous.patches != record.patches or not (build_dir / ".config").exists()
 
 
 def _tree_holds(request: BuildRequest, src: source.Source, series: list[list[str]]) -> bool:

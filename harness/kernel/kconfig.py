@@ -9,6 +9,11 @@ A fragment is ours (`kernel_patches/configs/NAME.config`) or the kernel tree's o
 come first and ours on top. Ours must survive olddefconfig; what the tree's ask for is taken
 as far as this kernel and our base allow (their `m` means `y`: our kernels have no modules),
 and what was not taken is written beside the build (`TREE_OPTIONS_NOT_TAKEN`).
+
+The `series` fragment holds the options our patch series adds (its own Kconfig symbols). They
+are asked for only from a tree that defines them: a tree without the series, or with only
+its first patches (`invoke patches.check`), would otherwise fail as if they had been dropped.
+A tree that defines one must take it, as with any option of ours.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ from harness.run import run
 
 CONFIG_DIR = PROJECT_ROOT / "kernel_patches" / "configs"
 SELFTESTS_FRAGMENT = "tree:tools/testing/selftests/net/mptcp/config"
+SERIES_FRAGMENT = "series"
 VARIANTS = {
-    "normal": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", "kunit", "lkdtm"),
+    "normal": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", SERIES_FRAGMENT, "kunit", "lkdtm"),
     "debug": ("tree:kernel/configs/debug.config", SELFTESTS_FRAGMENT,
-              "base", "net", "mptcp", "kunit", "lkdtm", "debug"),
+              "base", "net", "mptcp", SERIES_FRAGMENT, "kunit", "lkdtm", "debug"),
     # gcov counters of net/mptcp (invoke test --coverage, invoke selftests --coverage)
-    "coverage": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", "kunit", "lkdtm", "coverage"),
+    "coverage": (SELFTESTS_FRAGMENT, "base", "net", "mptcp", SERIES_FRAGMENT, "kunit",
+                 "lkdtm", "coverage"),
     # proves a series changes nothing when MPTCP is compiled out (invoke patches.check)
     "no-mptcp": ("base", "net", "no-mptcp"),
 }
@@ -39,6 +46,7 @@ ARCH = "x86_64"
 CONFIG_TIMEOUT = 300.0
 TREE = "tree:"
 TREE_OPTIONS_NOT_TAKEN = "mlab-tree-options-not-taken"
+KCONFIG_SYMBOL = re.compile(rb"^[ \t]*(?:menu)?config[ \t]+([A-Za-z0-9_]+)[ \t]*$", re.M)
 
 
 class ConfigDropped(KernelError):
@@ -61,10 +69,12 @@ def parse(text: str, origin: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Wanted:
-    """The options a build asks for, and which of them only the tree's own fragments named."""
+    """The options a build asks for, which of them only the tree's own fragments named, and
+    which only the series fragment named."""
 
     values: dict[str, str]
     from_tree: frozenset[str] = frozenset()
+    from_series: frozenset[str] = frozenset()
 
     def __getitem__(self, key: str) -> str:
         return self.values[key]
@@ -85,17 +95,21 @@ def requested(variant: str, items: list[str] = (), config_dir: Path = CONFIG_DIR
         raise KernelError(f"unknown --variant {variant!r}: use one of {', '.join(VARIANTS)}")
     from_tree: dict[str, str] = {}
     ours: dict[str, str] = {}
+    series: dict[str, str] = {}
     for name in VARIANTS[variant]:
         if name.startswith(TREE):
             if tree is not None:
                 from_tree.update(tree_fragment(tree, name.removeprefix(TREE)))
         else:
             path = config_dir / f"{name}.config"
-            ours.update(parse(path.read_text(), str(path)))
+            values = parse(path.read_text(), str(path))
+            (series if name == SERIES_FRAGMENT else ours).update(values)
     for item in items:
         ours.update(parse(item if item.startswith("CONFIG_") else f"CONFIG_{item}",
                           "--config-item"))
-    return Wanted({**from_tree, **ours}, frozenset(from_tree.keys() - ours.keys()))
+    return Wanted({**from_tree, **series, **ours},
+                  frozenset(from_tree.keys() - ours.keys() - series.keys()),
+                  frozenset(series.keys() - ours.keys()))
 
 
 def tree_fragment(tree: Path, relative: str) -> dict[str, str]:
@@ -119,10 +133,30 @@ def dropped(wanted: dict[str, str], actual: dict[str, str]) -> list[str]:
             if actual.get(key, "n") != value]
 
 
+def symbols_defined(tree: Path, options: frozenset[str]) -> frozenset[str]:
+    """The options of `options` (CONFIG_X) that a Kconfig file of the tree defines."""
+    if not options:
+        return frozenset()
+    defined = set()
+    for path in tree.rglob("Kconfig*"):
+        if path.is_file():
+            names = KCONFIG_SYMBOL.findall(path.read_bytes())
+            defined.update(f"CONFIG_{name.decode()}" for name in names)
+    return frozenset(options & defined)
+
+
+def for_tree(wanted: Wanted, tree: Path) -> Wanted:
+    """`wanted` without the series' options that this tree does not define."""
+    absent = wanted.from_series - symbols_defined(tree, wanted.from_series)
+    return Wanted({k: v for k, v in wanted.values.items() if k not in absent},
+                  wanted.from_tree, wanted.from_series - absent)
+
+
 def configure(tree: Path, build_dir: Path, wanted: Wanted) -> list[str]:
-    """Write build_dir/.config from allnoconfig + wanted; fail naming any of our options
-    that was dropped. Returns the tree's own options that were not taken (also written to
-    build_dir/TREE_OPTIONS_NOT_TAKEN)."""
+    """Write build_dir/.config from allnoconfig + wanted (less the series' options the tree
+    does not define); fail naming any of our options that was dropped. Returns the tree's
+    own options that were not taken (also written to build_dir/TREE_OPTIONS_NOT_TAKEN)."""
+    wanted = for_tree(wanted, tree)
     build_dir.mkdir(parents=True, exist_ok=True)
     merged = build_dir / "mlab-requested.config"
     merged.write_text("".join(f"{k}={v}\n" if v != "n" else f"# {k} is not set\n"

@@ -128,3 +128,42 @@ def test_an_up_to_date_build_takes_its_series_back_from_another_build(tmp_path,
     assert make_calls(again)[-len(MAKE):] == MAKE and len(make_calls(again)) > 2 + len(MAKE)
     assert applied_series(work) == first.record.patches
     assert build(request(tmp_path, patchable_tree, patches_dir=v1)).log is None  # now at once
+
+
+KCONFIG_PATCH = """From 3333333333333333333333333333333333333333 Mon Sep 17 00:00:00 2001
+From: mptcp-lab <lab@example.invalid>
+Subject: [PATCH] mptcp: add an option of the series
+
+---
+ net/mptcp/Kconfig | 3 +++
+ 1 file changed, 3 insertions(+)
+
+diff --git a/net/mptcp/Kconfig b/net/mptcp/Kconfig
+new file mode 100644
+--- /dev/null
++++ b/net/mptcp/Kconfig
+@@ -0,0 +1,3 @@
++config MPTCP_EXTRA_SCHEDULERS
++	bool "MPTCP: in-kernel packet schedulers besides the default one"
++
+--
+2.39.5
+"""
+
+
+def test_an_option_of_the_series_is_asked_for_once_the_tree_defines_it(tmp_path, tree):
+    """The series fragment's option: left out while the tree lacks its patch (no error),
+    asked for when the patch is in, although the requested options did not change."""
+    series = tmp_path / "series-kconfig"
+    series.mkdir()
+    (series / "0001-mptcp-add-an-option-of-the-series.patch").write_text(KCONFIG_PATCH)
+    (series / "series").write_text("0001-mptcp-add-an-option-of-the-series.patch\n")
+    option = "CONFIG_MPTCP_EXTRA_SCHEDULERS=y"
+
+    before = build(request(tmp_path, tree, patches_dir=series, series_limit=0))
+    assert option not in (before.build_dir / ".config").read_text()
+    calls_before = len(make_calls(before))
+    after = build(request(tmp_path, tree, patches_dir=series))
+    assert after.record.config == before.record.config  # the same options were requested
+    assert make_calls(after)[calls_before:][:2] == ["allnoconfig", "olddefconfig"]
+    assert option in (after.build_dir / ".config").read_text()

@@ -165,3 +165,29 @@ def test_a_kasan_kernel_gets_the_longer_boot_timeout(tmp_path):
     (tmp_path / "build" / ".config").write_text("CONFIG_MPTCP=y\nCONFIG_KASAN=y\n")
     assert machine.boot_timeout_for(image) == machine.DEBUG_BOOT_TIMEOUT
     assert machine.boot_timeout_for(tmp_path / "bzImage") == machine.BOOT_TIMEOUT
+
+
+def test_the_series_options_are_ours_unless_an_item_overrides_them():
+    wanted = kconfig.requested("normal")
+    assert wanted["CONFIG_MPTCP_EXTRA_SCHEDULERS"] == "y"
+    assert wanted.from_series == {"CONFIG_MPTCP_EXTRA_SCHEDULERS"} and not wanted.from_tree
+    assert "CONFIG_MPTCP_EXTRA_SCHEDULERS" not in kconfig.requested("no-mptcp")
+    off = kconfig.requested("normal", ["CONFIG_MPTCP_EXTRA_SCHEDULERS=n"])
+    assert off["CONFIG_MPTCP_EXTRA_SCHEDULERS"] == "n" and not off.from_series
+
+
+def test_a_series_option_is_left_out_of_a_tree_without_it_and_required_in_one_with_it(
+        tmp_path, fake_make, monkeypatch):
+    tree = tmp_path / "linux"
+    (tree / "net" / "mptcp").mkdir(parents=True)
+    build_dir = tmp_path / "build"
+    kconfig.configure(tree, build_dir, kconfig.requested("normal"))
+    assert "CONFIG_MPTCP_EXTRA_SCHEDULERS" not in (build_dir / ".config").read_text()
+
+    (tree / "net" / "mptcp" / "Kconfig").write_text(
+        "config MPTCP\n\tbool\n\nconfig MPTCP_EXTRA_SCHEDULERS\n\tbool \"extra\"\n")
+    kconfig.configure(tree, build_dir, kconfig.requested("normal"))
+    assert "CONFIG_MPTCP_EXTRA_SCHEDULERS=y" in (build_dir / ".config").read_text()
+    monkeypatch.setenv("FAKE_MAKE_DROP", "CONFIG_MPTCP_EXTRA_SCHEDULERS")
+    with pytest.raises(kconfig.ConfigDropped, match=r"CONFIG_MPTCP_EXTRA_SCHEDULERS=y \(got"):
+        kconfig.configure(tree, build_dir, kconfig.requested("normal"))
