@@ -206,6 +206,8 @@ def test_keepalive_probes_every_idle_subflow_at_the_interval(topology, pm, captu
     with set_then_join(topo, pm, set_keepalive) as live:
         live.sender.send(nbytes=256 * 1024)
         traffic.wait_all_acked(live.sock)
+        # a subflow whose TCP ack trails the DATA_ACK would retransmit, not probe, once deaf
+        traffic.wait_subflows_acked(live.sock)
         before, deaf_since = mib(client), time.time()
         deafen(client)
         wait_until(lambda: before.delta(mib(client), group="Tcp").get("OutRsts", 0) >= 2,
