@@ -1,0 +1,227 @@
+"""net.mptcp.subflow_retries (patch 0009): the in-kernel PM creates again a subflow that an
+error closed, after a backoff, a bounded number of times in a row.
+
+On two-paths the client's PM creates the join from its eth1 endpoint. The join is made to
+fail by a black hole on the client's eth1 (nftables; the subflow times out with
+TCP_USER_TIMEOUT, of our 0002), then by a server whose PM takes no more joins. The verdicts
+come from the client's subflows (MPTCP_SUBFLOW_ADDRS, tcp_info), its MIB counters
+(SubflowRetry, SubflowRetryJoin, MPJoinSynTx) and the segments on the wire.
+"""
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+
+from harness import nft, sysctl, traffic
+from harness.mptcp.sockets import subflow_addrs, subflow_tcp_info
+from harness.sysctl import SysctlError
+from harness.wait import WaitTimeout, wait_until
+
+RETRY_PATCH = "mptcp-pm-in-kernel-create-again-the-subflows-that-an"  # 0009
+SOL_TCP = socket.IPPROTO_TCP
+TCP_ESTABLISHED = 1
+JOIN_ADDR = "10.0.2.1"  # the client's eth1 endpoint on two-paths
+USER_TIMEOUT_MS = 1000  # how soon the black-holed subflow gives up (with data in flight)
+RETRIES = 3
+RETRY_TIMEOUT_S = 1  # the sysctls' unit: the shortest first wait
+RETRY_MAX_TIMEOUT_S = 2
+SUBFLOW_DEATH_S = 15.0  # for the black-holed subflow to time out (1 s, on TCG)
+HOLE_AFTER_DEATH_S = 3.0  # the path stays dead this long after its subflow closed
+# From the path's return to the join: the wait in progress (RETRY_MAX_TIMEOUT_S at most),
+# then a SYN that may have gone into the hole (SYN retransmission: 1 s), then the handshake.
+REJOIN_BOUND_S = 8.0
+SERVER_SUBFLOWS = 4  # room for a join while the server still holds the dead one
+OFF_WATCH_S = 6.0  # with retries off, no join may come in this long after the path's return
+DATA_ON_REJOIN = 256 * 1024  # bytes the new subflow must carry
+NFT_TABLE = "mlabretry"
+HOLE = ('chain in { type filter hook prerouting priority -300; iifname "eth1" drop; }\n'
+        'chain out { type filter hook output priority -300; oifname "eth1" drop; }')
+
+
+def retry_sysctl_missing() -> str | None:
+    try:
+        sysctl.read("net.mptcp.subflow_retries")
+    except SysctlError:
+        return "no net.mptcp.subflow_retries sysctl"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def series_applied(built_with):
+    built_with(RETRY_PATCH, retry_sysctl_missing)
+
+
+def client_sysctls(retries: int) -> dict[str, int]:
+    return {"net.mptcp.subflow_retries": retries,
+            "net.mptcp.subflow_retry_timeout": RETRY_TIMEOUT_S,
+            "net.mptcp.subflow_retry_max_timeout": RETRY_MAX_TIMEOUT_S}
+
+
+def user_timeout(sock: socket.socket) -> None:
+    sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
+
+
+def join_info(sock: socket.socket):
+    """tcp_info of the client's subflow from its eth1 endpoint (None: there is none).
+
+    The two lists come from two getsockopt calls: read again while a subflow came or went
+    in between."""
+    while True:
+        addrs, infos = subflow_addrs(sock), subflow_tcp_info(sock)
+        if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
+            break
+    for tcp, subflow in zip(infos, addrs, strict=True):
+        if subflow.local[0] == JOIN_ADDR:
+            return tcp
+    return None
+
+
+def join_established(sock: socket.socket) -> bool:
+    tcp = join_info(sock)
+    return tcp is not None and tcp.state == TCP_ESTABLISHED
+
+
+@contextmanager
+def sending(sender: traffic.Sender):
+    """The sender writes chunk after chunk in a thread while the block runs: every path that
+    has a subflow carries data, so a path that dies leaves data in flight on its subflow."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            sender.send(nbytes=traffic.CHUNK)
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(loop)
+        try:
+            yield
+        finally:
+            stop.set()
+            future.result(timeout=60)
+
+
+def session(topo):
+    client, server = topo.ns("client"), topo.ns("server")
+    return traffic.session(client, server, topo.addresses("server", 4)[0],
+                           listen_addr="0.0.0.0", subflows=2, before_connect=user_timeout)
+
+
+def black_hole_until_the_join_closes(topo, live) -> float:
+    """Black-hole the client's eth1 until its subflow timed out, and HOLE_AFTER_DEATH_S
+    more; returns when the path came back (time.monotonic())."""
+    with nft.table(topo.ns("client"), NFT_TABLE, HOLE):
+        wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                   "the black-holed subflow to time out")
+        time.sleep(HOLE_AFTER_DEATH_S)  # retries go into the hole meanwhile
+    return time.monotonic()
+
+
+def test_a_subflow_that_timed_out_joins_again_once_its_path_is_back(topology, pm, mib):
+    """With subflow_retries 3, the black-holed join times out, its retries go into the
+    hole, and once the path is back a retry joins within REJOIN_BOUND_S and carries data;
+    every byte arrives.
+
+    Nothing tells the server that the client's subflow timed out: its end of the dead
+    subflow lingers and counts against its limit (two-paths: 2), which would refuse the new
+    join. The server takes SERVER_SUBFLOWS here, as a server that expects clients to
+    come back on another path would."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client = topo.ns("client")
+    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            back = black_hole_until_the_join_closes(topo, live)
+            wait_until(lambda: join_established(live.sock), REJOIN_BOUND_S,
+                       "a subflow from the eth1 endpoint again")
+            rejoined_after = time.monotonic() - back
+            wait_until(lambda: join_info(live.sock).bytes_acked >= DATA_ON_REJOIN, 30,
+                       "data on the new subflow")
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    print(f"\njoined {rejoined_after:.2f} s after the path came back; MIB {moved}")
+    assert 1 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
+    assert moved.get("SubflowRetryJoin") == 1, moved
+
+
+def test_with_retries_off_a_dead_subflow_stays_dead(topology, mib):
+    """subflow_retries 0 (the default) keeps 6.12's behaviour: the same black hole, and no
+    subflow from the eth1 endpoint comes back, nor any join SYN, once the path is back."""
+    topo = topology("two-paths", client=client_sysctls(0))
+    client = topo.ns("client")
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            black_hole_until_the_join_closes(topo, live)
+            after_hole = mib(client)
+            with pytest.raises(WaitTimeout):
+                wait_until(lambda: join_info(live.sock) is not None, OFF_WATCH_S,
+                           "a subflow from the eth1 endpoint")
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    assert moved.get("SubflowRetry", 0) == 0 and moved.get("SubflowRetryJoin", 0) == 0, moved
+    assert after_hole.delta(mib(client)).get("MPJoinSynTx", 0) == 0
+
+
+def test_a_peer_that_refuses_every_join_gets_subflow_retries_attempts(topology, pm, mib,
+                                                                      capture):
+    """The server's PM stops taking joins (limit subflows 0: it resets each join at its third
+    ACK) and the client's join dies in a black hole, which is then gone. Each retry gets its
+    SYN-ACK, then a RST: none is fully established, so the count does not restart, and
+    subflow_retries (3) join attempts leave eth1, no more, while data flows on eth0."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client, server = topo.ns("client"), topo.ns("server")
+    with session(topo) as live:
+        pm(server).set_limits(subflows=0)
+        before = mib(client)
+        wire = capture(client, "eth1")
+        with sending(live.sender):
+            with nft.table(client, NFT_TABLE, HOLE):
+                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                           "the black-holed subflow to time out")
+            wait_until(lambda: before.delta(mib(client)).get("SubflowRetry", 0) >= RETRIES,
+                       30, f"{RETRIES} retries")
+            time.sleep(2 * RETRY_MAX_TIMEOUT_S + 1)  # a further retry would send its SYN by then
+            wire.stop()
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    segments = wire.segments()
+    attempts = {(s.sport, s.seq) for s in segments if s.flags == "S" and s.src == JOIN_ADDR}
+    resets = [s for s in segments if "R" in s.flags and s.dst == JOIN_ADDR]
+    moved = before.delta(mib(client))
+    print(f"\njoin attempts on eth1: {len(attempts)}, RSTs from the server: {len(resets)}; "
+          f"MIB {moved}")
+    assert len(attempts) == RETRIES == len(resets), (attempts, resets)
+    assert moved.get("SubflowRetry") == RETRIES and moved.get("SubflowRetryJoin", 0) == 0
+    assert moved.get("MPJoinSynTx") == RETRIES, moved
+
+
+def test_removing_the_endpoint_stops_its_retries(topology, pm, mib):
+    """The join dies in the black hole and its endpoint is removed before the first retry:
+    once the path is back, no join SYN leaves, and nothing joins."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client = topo.ns("client")
+    (endpoint,) = [e for e in pm(client).endpoints() if "subflow" in e.flags]
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            with nft.table(client, NFT_TABLE, HOLE):
+                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                           "the black-holed subflow to time out")
+                pm(client).del_endpoint(endpoint.id)  # within the first wait (1 s)
+                removed = mib(client)
+            with pytest.raises(WaitTimeout):
+                wait_until(lambda: join_info(live.sock) is not None, OFF_WATCH_S,
+                           "a subflow from the removed endpoint")
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    print(f"\nMIB {moved}")
+    assert moved.get("SubflowRetry") == 1 and moved.get("SubflowRetryJoin", 0) == 0, moved
+    assert removed.delta(mib(client)).get("MPJoinSynTx", 0) == 0
