@@ -552,6 +552,33 @@ def patches_check(c, tree=None, patches=None, no_build=False, without_mptcp=Fals
         raise Exit("patches.check: see above", code=1)
 
 
+@task(help={"tree": "the kernel git tree the series is developed in",
+            "base": "the revision the series applies to (its commits are base..head)",
+            "head": "the series' last commit (default HEAD)",
+            "out": "the series directory to write (default kernel_patches/); its "
+                   "export.toml names the author, subject prefix and version"})
+def patches_export(c, tree, base, head="HEAD", out=None):
+    """Write the series from a git branch: git format-patch as export.toml says, the cover
+    letter's title and blurb carried over, the series file updated."""
+    from pathlib import Path
+
+    from harness.kernel import build as kernel_build
+    from harness.kernel import export
+
+    try:
+        done = export.export(Path(tree).expanduser().resolve(), base, head,
+                             Path(out).resolve() if out else kernel_build.DEFAULT_PATCHES)
+    except HarnessError as exc:
+        raise _fail(exc) from None
+    for path in [done.cover_letter, *done.patches]:
+        print(f"wrote {path}")
+    for name in done.removed:
+        print(f"removed {name}")
+    if not done.cover_filled:
+        print(f"write the cover letter's title and blurb: {done.cover_letter}")
+    print("next: invoke patches.check")
+
+
 REPRO_KERNEL_HELP = {
     "tree": "build this git tree instead of the bundle's kernel source",
     "commit": "with --tree: build this revision (in a clone under the cache)",
@@ -668,4 +695,5 @@ ns = Collection(setup, build, boot, halt, shell, test, selftests, kunit, check, 
 ns.add_task(exec_, "exec")
 patches_tasks = Collection("patches")
 patches_tasks.add_task(patches_check, "check")
+patches_tasks.add_task(patches_export, "export")
 ns.add_collection(patches_tasks)
