@@ -3,7 +3,9 @@ error closed, after a backoff, a bounded number of times in a row.
 
 On two-paths the client's PM creates the join from its eth1 endpoint. The join is made to
 fail by a black hole on the client's eth1 (nftables; the subflow times out with
-TCP_USER_TIMEOUT, of our 0002), then by a server whose PM takes no more joins. The verdicts
+TCP_USER_TIMEOUT, of our 0002), by the client's eth1 going down (no route: the subflow
+times out and its retries cannot even start), by a reset from the path (nftables `reject
+with tcp reset` at the server), and by a server whose PM takes no more joins. The verdicts
 come from the client's subflows (MPTCP_SUBFLOW_ADDRS, tcp_info), its MIB counters
 (SubflowRetry, SubflowRetryJoin, MPJoinSynTx) and the segments on the wire.
 """
@@ -18,6 +20,7 @@ import pytest
 
 from harness import nft, sysctl, traffic
 from harness.mptcp.sockets import subflow_addrs, subflow_tcp_info
+from harness.run import run
 from harness.sysctl import SysctlError
 from harness.wait import WaitTimeout, wait_until
 
@@ -25,6 +28,7 @@ RETRY_PATCH = "mptcp-pm-in-kernel-create-again-the-subflows-that-an"  # 0009
 SOL_TCP = socket.IPPROTO_TCP
 TCP_ESTABLISHED = 1
 JOIN_ADDR = "10.0.2.1"  # the client's eth1 endpoint on two-paths
+SECOND_JOIN_ADDR = "10.0.2.3"  # another endpoint on eth1, added by one test
 USER_TIMEOUT_MS = 1000  # how soon the black-holed subflow gives up (with data in flight)
 RETRIES = 3
 RETRY_TIMEOUT_S = 1  # the sysctls' unit: the shortest first wait
@@ -38,6 +42,8 @@ SERVER_SUBFLOWS = 4  # room for a join while the server still holds the dead one
 OFF_WATCH_S = 6.0  # with retries off, no join may come in this long after the path's return
 DATA_ON_REJOIN = 256 * 1024  # bytes the new subflow must carry
 NFT_TABLE = "mlabretry"
+RESET_AT_SERVER = ('chain in { type filter hook input priority 0; '
+                   'iifname "eth1" meta l4proto tcp reject with tcp reset; }')
 HOLE = ('chain in { type filter hook prerouting priority -300; iifname "eth1" drop; }\n'
         'chain out { type filter hook output priority -300; oifname "eth1" drop; }')
 
@@ -65,8 +71,8 @@ def user_timeout(sock: socket.socket) -> None:
     sock.setsockopt(SOL_TCP, socket.TCP_USER_TIMEOUT, USER_TIMEOUT_MS)
 
 
-def join_info(sock: socket.socket):
-    """tcp_info of the client's subflow from its eth1 endpoint (None: there is none).
+def join_info(sock: socket.socket, local: str = JOIN_ADDR):
+    """tcp_info of the client's subflow from `local` (None: there is none).
 
     The two lists come from two getsockopt calls: read again while a subflow came or went
     in between."""
@@ -75,13 +81,13 @@ def join_info(sock: socket.socket):
         if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
             break
     for tcp, subflow in zip(infos, addrs, strict=True):
-        if subflow.local[0] == JOIN_ADDR:
+        if subflow.local[0] == local:
             return tcp
     return None
 
 
-def join_established(sock: socket.socket) -> bool:
-    tcp = join_info(sock)
+def join_established(sock: socket.socket, local: str = JOIN_ADDR) -> bool:
+    tcp = join_info(sock, local)
     return tcp is not None and tcp.state == TCP_ESTABLISHED
 
 
@@ -128,6 +134,28 @@ def black_hole_until_the_join_closes(topo, live) -> float:
     return time.monotonic()
 
 
+@contextmanager
+def interface_down(ns: str, ifname: str):
+    """ifname is down in ns while the block runs, up again when it ends."""
+    run(["ip", "link", "set", ifname, "down"], ns=ns)
+    try:
+        yield
+    finally:
+        run(["ip", "link", "set", ifname, "up"], ns=ns)
+
+
+def assert_rejoins_and_carries_data(live, back: float) -> float:
+    """A subflow from the eth1 endpoint is established within REJOIN_BOUND_S of `back`
+    (when the path came back) and has DATA_ON_REJOIN acknowledged; returns how long the
+    join took."""
+    wait_until(lambda: join_established(live.sock), REJOIN_BOUND_S,
+               "a subflow from the eth1 endpoint again")
+    rejoined_after = time.monotonic() - back
+    wait_until(lambda: join_info(live.sock).bytes_acked >= DATA_ON_REJOIN, 30,
+               "data on the new subflow")
+    return rejoined_after
+
+
 def assert_no_join_comes_back(live) -> None:
     """No subflow from the eth1 endpoint appears within OFF_WATCH_S."""
     with pytest.raises(WaitTimeout):
@@ -151,17 +179,103 @@ def test_a_subflow_that_timed_out_joins_again_once_its_path_is_back(topology, pm
         before = mib(client)
         with sending(live.sender):
             back = black_hole_until_the_join_closes(topo, live)
-            wait_until(lambda: join_established(live.sock), REJOIN_BOUND_S,
-                       "a subflow from the eth1 endpoint again")
-            rejoined_after = time.monotonic() - back
-            wait_until(lambda: join_info(live.sock).bytes_acked >= DATA_ON_REJOIN, 30,
-                       "data on the new subflow")
+            rejoined_after = assert_rejoins_and_carries_data(live, back)
         end = live.sender.finish()
         assert live.sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
     print(f"\njoined {rejoined_after:.2f} s after the path came back; MIB {moved}")
     assert 1 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
     assert moved.get("SubflowRetryJoin") == 1, moved
+
+
+def test_a_subflow_whose_interface_went_down_joins_again_once_it_is_up(topology, pm, mib):
+    """The client's eth1 goes down with data in flight on its subflow: no route, the
+    subflow times out, and its retries cannot even start (connect fails: no route through
+    a device that is down). Once eth1 is up again, a retry joins within REJOIN_BOUND_S and
+    carries data; every byte arrives. The server keeps its end of the dead subflow, as in
+    the black-hole test: it takes SERVER_SUBFLOWS."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client = topo.ns("client")
+    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            with interface_down(client, "eth1"):
+                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                           "the subflow on the downed eth1 to time out")
+                time.sleep(HOLE_AFTER_DEATH_S)  # a retry meets the downed interface
+            back = time.monotonic()
+            rejoined_after = assert_rejoins_and_carries_data(live, back)
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    print(f"\njoined {rejoined_after:.2f} s after eth1 came up; MIB {moved}")
+    assert moved.get("MPJoinSynTxConnectErr", 0) >= 1, moved  # a retry met the down link
+    assert 2 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
+    assert moved.get("SubflowRetryJoin") == 1, moved
+
+
+def test_a_subflow_reset_by_the_path_joins_again(topology, pm, mib):
+    """The path resets the client's eth1 subflow (nftables at the server answers what
+    arrives on its eth1 with a TCP reset, as a firewall or NAT that lost its state would),
+    then lets traffic through again: a retry joins within REJOIN_BOUND_S of the reset and
+    carries data; every byte arrives. The server's own end of the subflow never saw the
+    reset and lingers, as in the black-hole test: it takes SERVER_SUBFLOWS."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client, server = topo.ns("client"), topo.ns("server")
+    pm(server).set_limits(subflows=SERVER_SUBFLOWS)
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            with nft.table(server, NFT_TABLE, RESET_AT_SERVER):
+                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                           "the subflow on eth1 to be reset")
+            back = time.monotonic()
+            rejoined_after = assert_rejoins_and_carries_data(live, back)
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    print(f"\njoined {rejoined_after:.2f} s after the reset; MIB {moved}")
+    assert moved.get("SubflowRetry") == 1 and moved.get("SubflowRetryJoin") == 1, moved
+
+
+def test_a_closed_subflow_makes_room_for_an_endpoint_the_limit_held_back(topology, pm, mib):
+    """mptcp_net-next #497. The client takes one subflow (limit subflows 1) and has two
+    subflow endpoints on eth1: the PM joins from the first one only. Once that subflow is
+    black-holed until it times out, the PM creates the second endpoint's subflow at once
+    (before the first one's retry, RETRY_TIMEOUT_S later), it carries data, and the retry
+    of the first one then finds no room: still one subflow joined, every byte delivered."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client = topo.ns("client")
+    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
+    pm(client).set_limits(subflows=1)
+    run(["ip", "addr", "add", f"{SECOND_JOIN_ADDR}/24", "dev", "eth1"], ns=client)
+    pm(client).add_endpoint(SECOND_JOIN_ADDR, flags=["subflow"], ifname="eth1")
+    hole = (f'chain in {{ type filter hook prerouting priority -300; '
+            f'ip daddr {JOIN_ADDR} drop; }}\n'
+            f'chain out {{ type filter hook output priority -300; ip saddr {JOIN_ADDR} drop; }}')
+    with session(topo) as live:
+        assert join_info(live.sock, SECOND_JOIN_ADDR) is None  # the limit holds it back
+        before = mib(client)
+        with sending(live.sender), nft.table(client, NFT_TABLE, hole):
+            wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                       "the black-holed subflow to time out")
+            closed = time.monotonic()
+            wait_until(lambda: join_established(live.sock, SECOND_JOIN_ADDR), REJOIN_BOUND_S,
+                       f"a subflow from {SECOND_JOIN_ADDR}")
+            second_after = time.monotonic() - closed
+            wait_until(lambda: join_info(live.sock, SECOND_JOIN_ADDR).bytes_acked
+                       >= DATA_ON_REJOIN, 30, f"data on the subflow from {SECOND_JOIN_ADDR}")
+            time.sleep(RETRY_TIMEOUT_S + 1)  # the first endpoint's retry is due by then
+            retried = join_info(live.sock)  # a subflow (SYN_SENT into the hole) if it had room
+            second_still_up = join_established(live.sock, SECOND_JOIN_ADDR)
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    moved = before.delta(mib(client))
+    print(f"\n{SECOND_JOIN_ADDR} joined {second_after:.2f} s after {JOIN_ADDR}'s subflow "
+          f"closed; MIB {moved}")
+    assert retried is None and second_still_up, retried
+    assert moved.get("SubflowRetry") == 1 and moved.get("SubflowRetryJoin", 0) == 0, moved
 
 
 def test_with_retries_off_a_dead_subflow_stays_dead(topology, mib):
