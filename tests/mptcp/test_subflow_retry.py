@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -41,6 +42,7 @@ REJOIN_BOUND_S = 8.0
 SERVER_SUBFLOWS = 4  # room for a join while the server still holds the dead one
 OFF_WATCH_S = 6.0  # with retries off, no join may come in this long after the path's return
 DATA_ON_REJOIN = 256 * 1024  # bytes the new subflow must carry
+FIRST_DATA = 1000  # bytes acknowledged on the new subflow: it carries data (the SYN counts 1)
 NFT_TABLE = "mlabretry"
 RESET_AT_SERVER = ('chain in { type filter hook input priority 0; '
                    'iifname "eth1" meta l4proto tcp reject with tcp reset; }')
@@ -144,16 +146,29 @@ def interface_down(ns: str, ifname: str):
         run(["ip", "link", "set", ifname, "up"], ns=ns)
 
 
-def assert_rejoins_and_carries_data(live, back: float) -> float:
+@dataclass(frozen=True)
+class Rejoin:
+    """Seconds from the path's return to the new subflow's join, and to its first data."""
+    joined: float
+    carried_data: float
+
+    def __str__(self) -> str:
+        return f"joined {self.joined:.2f} s, carried data {self.carried_data:.2f} s"
+
+
+def assert_rejoins_and_carries_data(live, back: float) -> Rejoin:
     """A subflow from the eth1 endpoint is established within REJOIN_BOUND_S of `back`
     (when the path came back) and has DATA_ON_REJOIN acknowledged; returns how long the
-    join took."""
+    join, and its first data acknowledged (FIRST_DATA), took after `back`."""
     wait_until(lambda: join_established(live.sock), REJOIN_BOUND_S,
                "a subflow from the eth1 endpoint again")
-    rejoined_after = time.monotonic() - back
-    wait_until(lambda: join_info(live.sock).bytes_acked >= DATA_ON_REJOIN, 30,
+    joined = time.monotonic() - back
+    wait_until(lambda: join_info(live.sock).bytes_acked >= FIRST_DATA, 30,
                "data on the new subflow")
-    return rejoined_after
+    carrying = time.monotonic() - back
+    wait_until(lambda: join_info(live.sock).bytes_acked >= DATA_ON_REJOIN, 30,
+               "more data on the new subflow")
+    return Rejoin(joined, carrying)
 
 
 def assert_no_join_comes_back(live) -> None:
@@ -179,11 +194,11 @@ def test_a_subflow_that_timed_out_joins_again_once_its_path_is_back(topology, pm
         before = mib(client)
         with sending(live.sender):
             back = black_hole_until_the_join_closes(topo, live)
-            rejoined_after = assert_rejoins_and_carries_data(live, back)
+            rejoined = assert_rejoins_and_carries_data(live, back)
         end = live.sender.finish()
         assert live.sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
-    print(f"\njoined {rejoined_after:.2f} s after the path came back; MIB {moved}")
+    print(f"\n{rejoined} after the path came back; MIB {moved}")
     assert 1 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
     assert moved.get("SubflowRetryJoin") == 1, moved
 
@@ -205,11 +220,11 @@ def test_a_subflow_whose_interface_went_down_joins_again_once_it_is_up(topology,
                            "the subflow on the downed eth1 to time out")
                 time.sleep(HOLE_AFTER_DEATH_S)  # a retry meets the downed interface
             back = time.monotonic()
-            rejoined_after = assert_rejoins_and_carries_data(live, back)
+            rejoined = assert_rejoins_and_carries_data(live, back)
         end = live.sender.finish()
         assert live.sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
-    print(f"\njoined {rejoined_after:.2f} s after eth1 came up; MIB {moved}")
+    print(f"\n{rejoined} after eth1 came up; MIB {moved}")
     assert moved.get("MPJoinSynTxConnectErr", 0) >= 1, moved  # a retry met the down link
     assert 2 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
     assert moved.get("SubflowRetryJoin") == 1, moved
@@ -231,11 +246,11 @@ def test_a_subflow_reset_by_the_path_joins_again(topology, pm, mib):
                 wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
                            "the subflow on eth1 to be reset")
             back = time.monotonic()
-            rejoined_after = assert_rejoins_and_carries_data(live, back)
+            rejoined = assert_rejoins_and_carries_data(live, back)
         end = live.sender.finish()
         assert live.sink.result().sha256 == end.sha256
     moved = before.delta(mib(client))
-    print(f"\njoined {rejoined_after:.2f} s after the reset; MIB {moved}")
+    print(f"\n{rejoined} after the reset; MIB {moved}")
     assert moved.get("SubflowRetry") == 1 and moved.get("SubflowRetryJoin") == 1, moved
 
 
