@@ -7,8 +7,8 @@ as, the subject prefix and the version. `git format-patch --from` sends every pa
 that identity; a commit authored by someone else keeps its author in an in-body From:
 line, as the kernel's process wants. The hand-written part of the cover letter (title and
 blurb) is carried over from the cover letter being replaced; git writes the rest
-(shortlog, diffstat, base-commit). The `series` file keeps its comments: the N-th patch
-line names the N-th new patch.
+(shortlog, diffstat, base-commit). The `series` file keeps its comments: a patch takes
+the line of the patch with the same subject (see series_lines).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from harness.validate import Where, table_of, typed
 
 SETTINGS_FILE = "export.toml"
 COVER_LETTER = re.compile(r"^(?:v\d+-)?0000-cover-letter\.patch$")
+PATCH_NUMBER = re.compile(r"^(?:v\d+-)?\d{4}-")  # "v2-0003-" of a format-patch file name
 SHORTLOG_HEAD = re.compile(r"^\S.* \(\d+\):$")  # "Author Name (10):"
 SUBJECT_PLACEHOLDER = "*** SUBJECT HERE ***"
 BLURB_PLACEHOLDER = "*** BLURB HERE ***"
@@ -138,9 +139,46 @@ def fill_cover_letter(path: Path, cover: CoverText | None) -> None:
                     .replace(BLURB_PLACEHOLDER, cover.blurb, 1))
 
 
+def subject_slug(name: str) -> str:
+    """The part of a format-patch file name that comes from the subject."""
+    return PATCH_NUMBER.sub("", name).removesuffix(".patch")
+
+
 def series_lines(old: list[str], names: list[str]) -> list[str]:
-    """The series file's lines with the N-th patch line naming the N-th new patch; comments
-    and blank lines stay; patches beyond the old count are added at the end."""
+    """The series file's lines for the new patches `names`, its comments kept.
+
+    A new patch takes the line of the old one with the same subject, or else, if its
+    subject is new, the line at its own place when the old patch there is gone (a reworded
+    subject); any other goes right after the patch before it. Where that would not list the
+    patches in their order (the series was reordered), the N-th patch line names the N-th
+    new patch instead, and patches beyond the old count come last."""
+    entries = [line.split("#", 1)[0].strip() for line in old]
+    old_slugs = {subject_slug(entry) for entry in entries if entry}
+    by_slug = {subject_slug(name): name for name in names}
+    lines, place = [], 0
+    for line, entry in zip(old, entries, strict=True):
+        if not entry:
+            lines.append(line)
+            continue
+        if subject_slug(entry) in by_slug:
+            lines.append(by_slug[subject_slug(entry)])
+        elif place < len(names) and subject_slug(names[place]) not in old_slugs:
+            lines.append(names[place])
+        place += 1
+    for i, name in enumerate(names):
+        if name not in lines:
+            lines.insert(lines.index(names[i - 1]) + 1 if i else _first_entry(lines), name)
+    if [line for line in lines if line in names] == names:
+        return lines
+    return _by_position(old, names)
+
+
+def _first_entry(lines: list[str]) -> int:
+    return next((i for i, line in enumerate(lines) if line.split("#", 1)[0].strip()),
+                len(lines))
+
+
+def _by_position(old: list[str], names: list[str]) -> list[str]:
     new, remaining = [], list(names)
     for line in old:
         if line.split("#", 1)[0].strip():

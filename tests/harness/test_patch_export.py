@@ -181,3 +181,26 @@ def test_the_shipped_settings_load():
     shipped = Path(__file__).parents[2] / "kernel_patches" / "export.toml"
     settings = export.load_settings(shipped)
     assert settings.subject_prefix == "PATCH 6.12" and settings.version >= 2
+
+
+GROUPED = ["# one", "v2-0001-a.patch", "", "# two", "v2-0002-b.patch", "v2-0003-c.patch"]
+
+
+def test_a_patch_keeps_the_line_of_its_subject_when_one_is_inserted_before_it():
+    names = ["v3-0001-a.patch", "v3-0002-new.patch", "v3-0003-b.patch", "v3-0004-c.patch"]
+    assert export.series_lines(GROUPED, names) == [
+        "# one", "v3-0001-a.patch", "v3-0002-new.patch", "", "# two", "v3-0003-b.patch",
+        "v3-0004-c.patch"]
+
+
+def test_a_dropped_patch_loses_its_line_and_a_new_first_one_comes_first():
+    names = ["v3-0001-zero.patch", "v3-0002-a.patch", "v3-0003-c.patch"]
+    assert export.series_lines(GROUPED, names) == [
+        "# one", "v3-0001-zero.patch", "v3-0002-a.patch", "", "# two", "v3-0003-c.patch"]
+
+
+def test_a_reordered_series_is_listed_in_its_new_order():
+    names = ["v3-0001-c.patch", "v3-0002-a.patch", "v3-0003-b.patch"]
+    lines = export.series_lines(GROUPED, names)
+    assert [line for line in lines if line.endswith(".patch")] == names
+    assert "# two" in lines
