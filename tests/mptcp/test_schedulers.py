@@ -7,10 +7,14 @@ bytes_acked), cross-checked with the bytes that left each client interface. Run 
 see the splits.
 """
 
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from harness import sysctl, traffic
-from harness.mptcp.sockets import mptcp_info
+from harness.mptcp.sockets import mptcp_info, subflow_addrs, subflow_tcp_info
 from harness.run import run
 from harness.sysctl import SysctlError
 from harness.wait import wait_until
@@ -29,6 +33,18 @@ DEFAULT_EQUAL_PATHS_MIN_MAJORITY = 0.90  # the default scheduler keeps one subfl
 MINRTT_SLOW_MAX_SHARE = 0.06  # minrtt leaves the 80 ms path (nearly) idle
 DEFAULT_SLOW_MIN_SHARE = 0.07  # the default scheduler does not
 SLOW_PATH_ADDR = "10.0.1.1"  # the client's address on the 80 ms link of asymmetric-paths
+FAST_PATH_ADDR = "10.0.2.1"  # and on its 10 ms link
+# minrtt after the delays of asymmetric-paths swap round (see the test)
+SWAPPED_DELAYS = {0: "5ms", 1: "40ms"}  # link index: one-way delay
+SWAP_AFTER_S = 3.0  # paced data on the 10 ms path this long before the swap
+MINRTT_REFRESH_S = 5.0  # for minrtt to find the path that became the fastest
+SWAPPED_WATCH_S = 3.0  # then the split is measured this long
+MINRTT_SWAPPED_MIN_SHARE = 0.7  # of the data on the path that became the fastest
+# minrtt and a paced application that needs more than the fast path
+OVERFLOW_RATE_BIT = 28_000_000  # more than one 20 Mbit/s path, less than both
+OVERFLOW_SECONDS = 6.0
+NOTSENT_SAMPLE_S = 0.05
+MINRTT_FAST_NOTSENT_MAX = 16 * 1024  # median unsent bytes queued on the fast subflow
 WIRE_TOLERANCE = 0.05  # share of the wire bytes vs share of the subflow bytes, per path
 
 
@@ -193,3 +209,78 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_w
     assert after[path] == 0, f"{path} sent {after[path]} B after going down"
     assert after[other] >= left_to_send, \
         f"{other} carried {after[other]} B after the failover, {left_to_send} B were left"
+
+
+def acked_by_address(sock) -> dict[str, int]:
+    """bytes_acked of each subflow, by local address (both lists read until they agree)."""
+    while True:
+        addrs, infos = subflow_addrs(sock), subflow_tcp_info(sock)
+        if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
+            return {a.local[0]: t.bytes_acked for t, a in zip(infos, addrs, strict=True)}
+
+
+def set_link_delay(topo, link: int, delay: str) -> None:
+    """The netem delay of both ends of the topology's link-th link becomes `delay`."""
+    for host in ("client", "server"):
+        run(["tc", "qdisc", "change", "dev", topo.interface(host, link), "root", "handle",
+             "1:", "netem", "delay", delay], ns=topo.ns(host))
+
+
+def test_minrtt_moves_to_a_path_that_became_the_fastest_while_idle(topology, built_with,
+                                                                    netem):
+    """asymmetric-paths with minrtt and a paced application: the data goes on the 10 ms join,
+    the 80 ms first subflow idles. Then the delays change: the first path 5 ms, the join's
+    40 ms. The idle subflow's RTT estimate (160 ms) is from before and still above the
+    join's new one (80 ms): with no fresh sample, minrtt would never use the path that is now
+    the fastest. Within MINRTT_REFRESH_S it carries most of the data."""
+    topo = with_scheduler(topology, built_with, "asymmetric-paths", "minrtt")
+    seconds = SWAP_AFTER_S + MINRTT_REFRESH_S + SWAPPED_WATCH_S
+    with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
+                         subflows=2) as live, ThreadPoolExecutor(1) as pool:
+        paced = pool.submit(live.sender.send, seconds=seconds, rate_bit=PACED_RATE_BIT)
+        time.sleep(SWAP_AFTER_S)
+        before_swap = acked_by_address(live.sock)
+        for link, delay in SWAPPED_DELAYS.items():
+            set_link_delay(topo, link, delay)
+        time.sleep(MINRTT_REFRESH_S)
+        settled = acked_by_address(live.sock)
+        time.sleep(SWAPPED_WATCH_S)
+        watched = acked_by_address(live.sock)
+        paced.result(timeout=60)
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
+    before = shares(before_swap)
+    after = shares({a: watched[a] - settled[a] for a in watched})
+    print(f"\nbefore the swap {before}; {MINRTT_REFRESH_S:g} s after it {after}")
+    assert before[FAST_PATH_ADDR] >= 1 - MINRTT_SLOW_MAX_SHARE, before
+    assert after[SLOW_PATH_ADDR] >= MINRTT_SWAPPED_MIN_SHARE, after
+
+
+def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topology,
+                                                                         built_with, netem):
+    """asymmetric-paths with minrtt and an application paced at OVERFLOW_RATE_BIT: more than
+    the 10 ms path carries, less than both paths. What the fast subflow's congestion window
+    cannot take must go on the slow path at once, not wait in the fast subflow's send queue
+    (tcp_info notsent_bytes, sampled every NOTSENT_SAMPLE_S; its median stays below
+    MINRTT_FAST_NOTSENT_MAX), and the slow path carries its part."""
+    topo = with_scheduler(topology, built_with, "asymmetric-paths", "minrtt")
+    queued = []
+    with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
+                         subflows=2) as live, ThreadPoolExecutor(1) as pool:
+        paced = pool.submit(live.sender.send, seconds=OVERFLOW_SECONDS,
+                            rate_bit=OVERFLOW_RATE_BIT)
+        time.sleep(1.0)  # past slow start
+        while not paced.done():
+            infos, addrs = subflow_tcp_info(live.sock), subflow_addrs(live.sock)
+            queued += [t.notsent_bytes for t, a in zip(infos, addrs, strict=False)
+                       if a.local[0] == FAST_PATH_ADDR]
+            time.sleep(NOTSENT_SAMPLE_S)
+        paced.result()
+        end = live.sender.finish()
+    assert live.sink.result().sha256 == end.sha256
+    split = shares(bytes_per_subflow(end))
+    median = statistics.median(queued)
+    print(f"\nfast subflow's unsent bytes: median {median:.0f}, max {max(queued)} "
+          f"({len(queued)} samples); split {split}")
+    assert median <= MINRTT_FAST_NOTSENT_MAX, queued
+    assert split[SLOW_PATH_ADDR] >= 0.15, split
