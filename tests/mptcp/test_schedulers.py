@@ -40,6 +40,7 @@ SWAP_AFTER_S = 3.0  # paced data on the 10 ms path this long before the swap
 MINRTT_REFRESH_S = 5.0  # for minrtt to find the path that became the fastest
 SWAPPED_WATCH_S = 3.0  # then the split is measured this long
 MINRTT_SWAPPED_MIN_SHARE = 0.7  # of the data on the path that became the fastest
+MINRTT_BEFORE_SWAP_MIN_SHARE = 0.8  # on the 10 ms path before (minrtt probes the other)
 # minrtt and a paced application that needs more than the fast path
 OVERFLOW_RATE_BIT = 28_000_000  # more than one 20 Mbit/s path, less than both
 OVERFLOW_SECONDS = 6.0
@@ -168,8 +169,8 @@ def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default
 
     The default scheduler prefers the fast path too, so the line is drawn on what goes on
     the slow one. Measured in the VM (TCG, 2 vCPUs), 4 Mbit/s for 5 s, 3 runs: share of the
-    80 ms path 0.027 with minrtt (the data sent before the join), 0.120-0.145 with the
-    default scheduler."""
+    80 ms path 0.040-0.043 with minrtt (the data sent before the join, and a probe of the
+    idle path a second; 0.027 without probes), 0.117-0.145 with the default scheduler."""
     minrtt = shares(paced_split(topology, built_with, "asymmetric-paths", "minrtt"))
     default = shares(paced_split(topology, built_with, "asymmetric-paths", "default"))
     print(f"\nslow path: minrtt {minrtt[SLOW_PATH_ADDR]:.3f}, "
@@ -232,7 +233,11 @@ def test_minrtt_moves_to_a_path_that_became_the_fastest_while_idle(topology, bui
     the 80 ms first subflow idles. Then the delays change: the first path 5 ms, the join's
     40 ms. The idle subflow's RTT estimate (160 ms) is from before and still above the
     join's new one (80 ms): with no fresh sample, minrtt would never use the path that is now
-    the fastest. Within MINRTT_REFRESH_S it carries most of the data."""
+    the fastest. Within MINRTT_REFRESH_S it carries most of the data.
+
+    Measured in the VM (TCG), 3 runs: share of the first path before the swap 0.056-0.071
+    (its data before the join, and a probe a second), after it 0.976-0.990; 0.0 before
+    minrtt probed idle paths."""
     topo = with_scheduler(topology, built_with, "asymmetric-paths", "minrtt")
     seconds = SWAP_AFTER_S + MINRTT_REFRESH_S + SWAPPED_WATCH_S
     with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
@@ -252,7 +257,7 @@ def test_minrtt_moves_to_a_path_that_became_the_fastest_while_idle(topology, bui
     before = shares(before_swap)
     after = shares({a: watched[a] - settled[a] for a in watched})
     print(f"\nbefore the swap {before}; {MINRTT_REFRESH_S:g} s after it {after}")
-    assert before[FAST_PATH_ADDR] >= 1 - MINRTT_SLOW_MAX_SHARE, before
+    assert before[FAST_PATH_ADDR] >= MINRTT_BEFORE_SWAP_MIN_SHARE, before
     assert after[SLOW_PATH_ADDR] >= MINRTT_SWAPPED_MIN_SHARE, after
 
 
@@ -262,7 +267,11 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
     the 10 ms path carries, less than both paths. What the fast subflow's congestion window
     cannot take must go on the slow path at once, not wait in the fast subflow's send queue
     (tcp_info notsent_bytes, sampled every NOTSENT_SAMPLE_S; its median stays below
-    MINRTT_FAST_NOTSENT_MAX), and the slow path carries its part."""
+    MINRTT_FAST_NOTSENT_MAX), and the slow path carries its part.
+
+    Measured in the VM (TCG), 3 runs: median 1072 B, the slow path's share 0.33-0.34; when
+    minrtt looked at send space alone, median 354304 B and a share of 0.005 (the fast
+    subflow's send buffer always had room, and the application was held to one path)."""
     topo = with_scheduler(topology, built_with, "asymmetric-paths", "minrtt")
     queued = []
     with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
