@@ -112,6 +112,16 @@ def subflow_addrs(sock: socket.socket) -> list[SubflowAddrs]:
             for d in _subflow_array(sock, MPTCP_SUBFLOW_ADDRS, SubflowAddrs.SIZE)]
 
 
+def tcp_info_by_local_address(sock: socket.socket) -> dict[str, TcpInfo]:
+    """The tcp_info of every subflow by its local address (for subflows from distinct
+    addresses). MPTCP_TCPINFO and MPTCP_SUBFLOW_ADDRS are two getsockopt calls: they are
+    read again while a subflow came or went in between."""
+    while True:
+        addrs, infos = subflow_addrs(sock), subflow_tcp_info(sock)
+        if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
+            return {a.local[0]: info for a, info in zip(addrs, infos, strict=True)}
+
+
 def full_info(sock: socket.socket) -> FullInfo:
     """MPTCP_FULL_INFO: mptcp_info plus id, addresses and tcp_info of every subflow, atomically."""
     tcp_size, sf_size = TcpInfo.FORMAT.size, SubflowInfo.SIZE

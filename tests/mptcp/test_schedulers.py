@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from harness import sysctl, traffic
-from harness.mptcp.sockets import mptcp_info, subflow_addrs, subflow_tcp_info
+from harness.mptcp.sockets import mptcp_info, tcp_info_by_local_address
 from harness.run import run
 from harness.sysctl import SysctlError
 from harness.wait import wait_until
@@ -213,11 +213,8 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_w
 
 
 def acked_by_address(sock) -> dict[str, int]:
-    """bytes_acked of each subflow, by local address (both lists read until they agree)."""
-    while True:
-        addrs, infos = subflow_addrs(sock), subflow_tcp_info(sock)
-        if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
-            return {a.local[0]: t.bytes_acked for t, a in zip(infos, addrs, strict=True)}
+    """bytes_acked of each subflow, by local address."""
+    return {addr: info.bytes_acked for addr, info in tcp_info_by_local_address(sock).items()}
 
 
 def set_link_delay(topo, link: int, delay: str) -> None:
@@ -280,9 +277,8 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
                             rate_bit=OVERFLOW_RATE_BIT)
         time.sleep(1.0)  # past slow start
         while not paced.done():
-            infos, addrs = subflow_tcp_info(live.sock), subflow_addrs(live.sock)
-            queued += [t.notsent_bytes for t, a in zip(infos, addrs, strict=False)
-                       if a.local[0] == FAST_PATH_ADDR]
+            fast = tcp_info_by_local_address(live.sock).get(FAST_PATH_ADDR)
+            queued += [fast.notsent_bytes] if fast else []
             time.sleep(NOTSENT_SAMPLE_S)
         paced.result()
         end = live.sender.finish()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness import nft, sysctl, traffic
-from harness.mptcp.sockets import subflow_addrs, subflow_tcp_info
+from harness.mptcp.sockets import tcp_info_by_local_address
 from harness.run import run
 from harness.sysctl import SysctlError
 from harness.wait import WaitTimeout, wait_until
@@ -74,18 +74,8 @@ def user_timeout(sock: socket.socket) -> None:
 
 
 def join_info(sock: socket.socket, local: str = JOIN_ADDR):
-    """tcp_info of the client's subflow from `local` (None: there is none).
-
-    The two lists come from two getsockopt calls: read again while a subflow came or went
-    in between."""
-    while True:
-        addrs, infos = subflow_addrs(sock), subflow_tcp_info(sock)
-        if len(addrs) == len(infos) and subflow_addrs(sock) == addrs:
-            break
-    for tcp, subflow in zip(infos, addrs, strict=True):
-        if subflow.local[0] == local:
-            return tcp
-    return None
+    """tcp_info of the client's subflow from `local` (None: there is none)."""
+    return tcp_info_by_local_address(sock).get(local)
 
 
 def join_established(sock: socket.socket, local: str = JOIN_ADDR) -> bool:
@@ -171,6 +161,24 @@ def assert_rejoins_and_carries_data(live, back: float) -> Rejoin:
     return Rejoin(joined, carrying)
 
 
+def rejoin_after(topology, pm, mib, kill) -> tuple[Rejoin, dict[str, int]]:
+    """two-paths, retries on, data flowing on both subflows: kill(topo, live) makes the
+    eth1 subflow die and returns when its path is back (time.monotonic()). A retry must
+    join and carry data (assert_rejoins_and_carries_data) and every byte arrive. The
+    server keeps its end of the dead subflow: it takes SERVER_SUBFLOWS. Returns the rejoin
+    times and the client's MIB delta."""
+    topo = topology("two-paths", client=client_sysctls(RETRIES))
+    client = topo.ns("client")
+    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
+    with session(topo) as live:
+        before = mib(client)
+        with sending(live.sender):
+            rejoined = assert_rejoins_and_carries_data(live, kill(topo, live))
+        end = live.sender.finish()
+        assert live.sink.result().sha256 == end.sha256
+    return rejoined, before.delta(mib(client))
+
+
 def assert_no_join_comes_back(live) -> None:
     """No subflow from the eth1 endpoint appears within OFF_WATCH_S."""
     with pytest.raises(WaitTimeout):
@@ -187,17 +195,7 @@ def test_a_subflow_that_timed_out_joins_again_once_its_path_is_back(topology, pm
     subflow lingers and counts against its limit (two-paths: 2), which would refuse the new
     join. The server takes SERVER_SUBFLOWS here, as a server that expects clients to
     come back on another path would."""
-    topo = topology("two-paths", client=client_sysctls(RETRIES))
-    client = topo.ns("client")
-    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
-    with session(topo) as live:
-        before = mib(client)
-        with sending(live.sender):
-            back = black_hole_until_the_join_closes(topo, live)
-            rejoined = assert_rejoins_and_carries_data(live, back)
-        end = live.sender.finish()
-        assert live.sink.result().sha256 == end.sha256
-    moved = before.delta(mib(client))
+    rejoined, moved = rejoin_after(topology, pm, mib, black_hole_until_the_join_closes)
     print(f"\n{rejoined} after the path came back; MIB {moved}")
     assert 1 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
     assert moved.get("SubflowRetryJoin") == 1, moved
@@ -209,21 +207,14 @@ def test_a_subflow_whose_interface_went_down_joins_again_once_it_is_up(topology,
     a device that is down). Once eth1 is up again, a retry joins within REJOIN_BOUND_S and
     carries data; every byte arrives. The server keeps its end of the dead subflow, as in
     the black-hole test: it takes SERVER_SUBFLOWS."""
-    topo = topology("two-paths", client=client_sysctls(RETRIES))
-    client = topo.ns("client")
-    pm(topo.ns("server")).set_limits(subflows=SERVER_SUBFLOWS)
-    with session(topo) as live:
-        before = mib(client)
-        with sending(live.sender):
-            with interface_down(client, "eth1"):
-                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
-                           "the subflow on the downed eth1 to time out")
-                time.sleep(HOLE_AFTER_DEATH_S)  # a retry meets the downed interface
-            back = time.monotonic()
-            rejoined = assert_rejoins_and_carries_data(live, back)
-        end = live.sender.finish()
-        assert live.sink.result().sha256 == end.sha256
-    moved = before.delta(mib(client))
+    def down_then_up(topo, live) -> float:
+        with interface_down(topo.ns("client"), "eth1"):
+            wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                       "the subflow on the downed eth1 to time out")
+            time.sleep(HOLE_AFTER_DEATH_S)  # a retry meets the downed interface
+        return time.monotonic()
+
+    rejoined, moved = rejoin_after(topology, pm, mib, down_then_up)
     print(f"\n{rejoined} after eth1 came up; MIB {moved}")
     assert moved.get("MPJoinSynTxConnectErr", 0) >= 1, moved  # a retry met the down link
     assert 2 <= moved.get("SubflowRetry", 0) <= RETRIES, moved
@@ -236,20 +227,13 @@ def test_a_subflow_reset_by_the_path_joins_again(topology, pm, mib):
     then lets traffic through again: a retry joins within REJOIN_BOUND_S of the reset and
     carries data; every byte arrives. The server's own end of the subflow never saw the
     reset and lingers, as in the black-hole test: it takes SERVER_SUBFLOWS."""
-    topo = topology("two-paths", client=client_sysctls(RETRIES))
-    client, server = topo.ns("client"), topo.ns("server")
-    pm(server).set_limits(subflows=SERVER_SUBFLOWS)
-    with session(topo) as live:
-        before = mib(client)
-        with sending(live.sender):
-            with nft.table(server, NFT_TABLE, RESET_AT_SERVER):
-                wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
-                           "the subflow on eth1 to be reset")
-            back = time.monotonic()
-            rejoined = assert_rejoins_and_carries_data(live, back)
-        end = live.sender.finish()
-        assert live.sink.result().sha256 == end.sha256
-    moved = before.delta(mib(client))
+    def reset_by_the_path(topo, live) -> float:
+        with nft.table(topo.ns("server"), NFT_TABLE, RESET_AT_SERVER):
+            wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
+                       "the subflow on eth1 to be reset")
+        return time.monotonic()
+
+    rejoined, moved = rejoin_after(topology, pm, mib, reset_by_the_path)
     print(f"\n{rejoined} after the reset; MIB {moved}")
     assert moved.get("SubflowRetry") == 1 and moved.get("SubflowRetryJoin") == 1, moved
 
