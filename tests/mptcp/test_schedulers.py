@@ -46,6 +46,7 @@ OVERFLOW_RATE_BIT = 28_000_000  # more than one 20 Mbit/s path, less than both
 OVERFLOW_SECONDS = 6.0
 NOTSENT_SAMPLE_S = 0.05
 MINRTT_FAST_NOTSENT_MAX = 16 * 1024  # median unsent bytes queued on the fast subflow
+MINRTT_OVERFLOW_SLOW_MIN_SHARE = 0.03  # measured 0.07-0.34; 0.005 with send space alone
 WIRE_TOLERANCE = 0.05  # share of the wire bytes vs share of the subflow bytes, per path
 
 
@@ -266,7 +267,8 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
     (tcp_info notsent_bytes, sampled every NOTSENT_SAMPLE_S; its median stays below
     MINRTT_FAST_NOTSENT_MAX), and the slow path carries its part.
 
-    Measured in the VM (TCG), 3 runs: median 1072 B, the slow path's share 0.33-0.34; when
+    Measured in the VM (TCG), 5 runs: median 1072 B, the slow path's share 0.07-0.34 (how
+    much of the pace TCG lets the sender reach); when
     minrtt looked at send space alone, median 354304 B and a share of 0.005 (the fast
     subflow's send buffer always had room, and the application was held to one path)."""
     topo = with_scheduler(topology, built_with, "asymmetric-paths", "minrtt")
@@ -288,4 +290,4 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
     print(f"\nfast subflow's unsent bytes: median {median:.0f}, max {max(queued)} "
           f"({len(queued)} samples); split {split}")
     assert median <= MINRTT_FAST_NOTSENT_MAX, queued
-    assert split[SLOW_PATH_ADDR] >= 0.15, split
+    assert split[SLOW_PATH_ADDR] >= MINRTT_OVERFLOW_SLOW_MIN_SHARE, split
