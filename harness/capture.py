@@ -67,6 +67,13 @@ class Segment:
         return frozenset()
 
     @property
+    def dss_mapping(self) -> DssMapping | None:
+        """The mapping of the segment's DSS option (RFC 8684 3.3.1); None without one."""
+        for data in self.mptcp_options("DSS"):
+            return decode_dss_mapping(data)
+        return None
+
+    @property
     def data_fin(self) -> bool:
         """The segment carries a DATA_FIN: the sender has no more data at the MPTCP level."""
         return "DATA_FIN" in self.dss_flags
@@ -80,6 +87,61 @@ class Segment:
         return [data for kind, data in self.options
                 if kind == TCPOPT_MPTCP and data
                 and MPTCP_SUBTYPES.get(data[0] >> 4) == subtype]
+
+
+@dataclass(frozen=True)
+class DssMapping:
+    """A DSS option's mapping: `length` bytes of the connection's data from data sequence
+    number `dsn` are the subflow's bytes from relative sequence number `ssn`."""
+
+    dsn: int  # as on the wire: 32 bits (the low ones) or 64
+    ssn: int  # relative to the subflow's initial sequence number
+    length: int  # data-level length; 0 on a DATA_FIN without data
+
+
+def decode_dss_mapping(data: bytes) -> DssMapping | None:
+    """The mapping of a DSS option's data (after kind and length); None if it has none or is
+    too short for the fields its flags announce."""
+    if len(data) < 2:
+        return None
+    flags, at = data[1], 2
+    if flags & 0x01:  # DATA_ACK: 8 bytes with DATA_ACK8, else 4
+        at += 8 if flags & 0x02 else 4
+    if not flags & 0x04:
+        return None
+    dsn_size = 8 if flags & 0x08 else 4
+    if len(data) < at + dsn_size + 6:
+        return None
+    dsn = int.from_bytes(data[at:at + dsn_size], "big")
+    ssn, length = struct.unpack_from("!IH", data, at + dsn_size)
+    return DssMapping(dsn, ssn, length)
+
+
+@dataclass(frozen=True)
+class DataRun:
+    """A stretch of the connection's data sequence space that one path carried, between
+    two stretches of other paths."""
+
+    path: str  # the key its mappings were given under: an interface, an address
+    dsn: int
+    length: int
+
+
+def data_runs(mappings: dict[str, list[DssMapping]]) -> list[DataRun]:
+    """The data sequence space that the mappings seen on each path cover, in the order of
+    the data, cut where it moves to another path. A mapping seen twice on one path (a
+    retransmission, or one skb cut into several segments) counts once; a DATA_FIN
+    without data does not count."""
+    unique = sorted({(m.dsn, m.length, path) for path, seen in mappings.items()
+                     for m in seen if m.length})
+    runs: list[DataRun] = []
+    for dsn, length, path in unique:
+        if runs and runs[-1].path == path:
+            last = runs[-1]
+            runs[-1] = replace(last, length=max(last.length, dsn + length - last.dsn))
+        else:
+            runs.append(DataRun(path, dsn, length))
+    return runs
 
 
 MP_PRIO_BACKUP = 0x01  # the B flag, low bit of MP_PRIO's first byte (RFC 8684 3.3.8)
