@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harness.kernel import worktree
 from harness.kernel.errors import KernelError
+from harness.kernel.patches import series_entry
 from harness.run import run
 from harness.validate import Where, table_of, typed
 
@@ -100,11 +101,11 @@ def cover_text(cover_letter: Path) -> CoverText:
     return CoverText(title, "\n".join(blurb).strip())
 
 
-def series_commits(tree: Path, base: str, head: str) -> list[str]:
-    """The commits base..head, oldest first: a linear history with at least one commit."""
+def check_series_range(tree: Path, base: str, head: str) -> None:
+    """Refuse base..head unless it is a linear history of at least one commit."""
     worktree.git_dir_of(tree)
     base_id, head_id = worktree.resolve(tree, base), worktree.resolve(tree, head)
-    listed = run(["git", "-C", str(tree), "rev-list", "--reverse", "--parents",
+    listed = run(["git", "-C", str(tree), "rev-list", "--parents",
                   f"{base_id}..{head_id}"]).stdout.split("\n")
     commits = [line.split() for line in listed if line.strip()]
     if not commits:
@@ -113,7 +114,6 @@ def series_commits(tree: Path, base: str, head: str) -> list[str]:
     if merges:
         raise KernelError(f"{tree}: {base}..{head} has merge commits ({', '.join(merges)}): "
                           f"a series is a linear list of patches")
-    return [c[0] for c in commits]
 
 
 def format_patches(tree: Path, base: str, head: str, settings: ExportSettings,
@@ -152,7 +152,7 @@ def series_lines(old: list[str], names: list[str]) -> list[str]:
     subject); any other goes right after the patch before it. Where that would not list the
     patches in their order (the series was reordered), the N-th patch line names the N-th
     new patch instead, and patches beyond the old count come last."""
-    entries = [line.split("#", 1)[0].strip() for line in old]
+    entries = [series_entry(line) for line in old]
     old_slugs = {subject_slug(entry) for entry in entries if entry}
     by_slug = {subject_slug(name): name for name in names}
     lines, place = [], 0
@@ -174,14 +174,13 @@ def series_lines(old: list[str], names: list[str]) -> list[str]:
 
 
 def _first_entry(lines: list[str]) -> int:
-    return next((i for i, line in enumerate(lines) if line.split("#", 1)[0].strip()),
-                len(lines))
+    return next((i for i, line in enumerate(lines) if series_entry(line)), len(lines))
 
 
 def _by_position(old: list[str], names: list[str]) -> list[str]:
     new, remaining = [], list(names)
     for line in old:
-        if line.split("#", 1)[0].strip():
+        if series_entry(line):
             if remaining:
                 new.append(remaining.pop(0))
             continue
@@ -202,11 +201,10 @@ def export(tree: Path, base: str, head: str, out: Path,
     """Replace the series in `out` with base..head of `tree`, written as `settings` say
     (default: out/export.toml)."""
     settings = settings or load_settings(out / SETTINGS_FILE)
-    series_commits(tree, base, head)
+    check_series_range(tree, base, head)
     series_file = out / "series"
     old_lines = series_file.read_text().splitlines() if series_file.exists() else []
-    old_names = [line.split("#", 1)[0].strip() for line in old_lines
-                 if line.split("#", 1)[0].strip()]
+    old_names = [name for name in map(series_entry, old_lines) if name]
     old_covers = sorted(p for p in out.glob("*.patch") if COVER_LETTER.match(p.name))
     cover = cover_text(old_covers[-1]) if old_covers else None
     with tempfile.TemporaryDirectory(prefix="mlab-export-") as tmp:

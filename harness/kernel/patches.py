@@ -65,6 +65,11 @@ def load_patch(path: Path, origin: str = "") -> Patch:
     return Patch(path, hashlib.sha256(text.encode()).hexdigest(), files, origin)
 
 
+def series_entry(line: str) -> str:
+    """The patch file a line of a series file names; "" for a comment or a blank line."""
+    return line.split("#", 1)[0].strip()
+
+
 def read_series(directory: Path) -> list[Patch]:
     """The patches listed in directory/series, in order (comments and blank lines skipped).
 
@@ -74,7 +79,7 @@ def read_series(directory: Path) -> list[Patch]:
         raise KernelError(f"{series}: no series file in the patch directory")
     patches = []
     for number, line in enumerate(series.read_text().splitlines(), start=1):
-        name = line.split("#", 1)[0].strip()
+        name = series_entry(line)
         if not name:
             continue
         path = directory / name
