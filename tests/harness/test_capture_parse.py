@@ -3,7 +3,15 @@
 import socket
 import struct
 
-from harness.capture import LINKTYPE_ETHERNET, parse_tcp_options, read_pcap
+from harness.capture import (
+    LINKTYPE_ETHERNET,
+    DataRun,
+    DssMapping,
+    data_runs,
+    decode_dss_mapping,
+    parse_tcp_options,
+    read_pcap,
+)
 
 
 def tcp_header(sport, dport, flags, options=b""):
@@ -69,8 +77,6 @@ def dss(flags, *fields):
 
 
 def test_dss_mapping_after_a_data_ack_of_either_size():
-    from harness.capture import decode_dss_mapping
-
     mapping = struct.pack("!IIH", 0xDEADBEEF, 1001, 1400)
     assert decode_dss_mapping(dss(0x05, struct.pack("!I", 7), mapping)) == \
         decode_dss_mapping(dss(0x07, struct.pack("!Q", 7), mapping))
@@ -79,23 +85,17 @@ def test_dss_mapping_after_a_data_ack_of_either_size():
 
 
 def test_dss_mapping_with_a_64_bit_dsn_and_a_checksum():
-    from harness.capture import decode_dss_mapping
-
     data = dss(0x0C, struct.pack("!QIH", 1 << 40, 1, 100), b"\xab\xcd")
     assert decode_dss_mapping(data).dsn == 1 << 40
 
 
 def test_no_mapping_in_a_pure_data_ack_or_a_truncated_option():
-    from harness.capture import decode_dss_mapping
-
     assert decode_dss_mapping(dss(0x01, struct.pack("!I", 7))) is None
     assert decode_dss_mapping(dss(0x05, struct.pack("!I", 7), b"\x00\x01")) is None
     assert decode_dss_mapping(b"\x20") is None
 
 
 def test_data_runs_follow_the_data_from_path_to_path():
-    from harness.capture import DataRun, DssMapping, data_runs
-
     seen = {"eth0": [DssMapping(100, 1, 50), DssMapping(150, 51, 50), DssMapping(400, 101, 10)],
             "eth1": [DssMapping(200, 1, 200), DssMapping(200, 1, 200), DssMapping(410, 201, 0)]}
     assert data_runs(seen) == [DataRun("eth0", 100, 100), DataRun("eth1", 200, 200),
@@ -103,7 +103,5 @@ def test_data_runs_follow_the_data_from_path_to_path():
 
 
 def test_a_retransmission_inside_a_run_does_not_cut_it():
-    from harness.capture import DataRun, DssMapping, data_runs
-
     seen = {"eth0": [DssMapping(0, 1, 100), DssMapping(50, 51, 50), DssMapping(100, 101, 20)]}
     assert data_runs(seen) == [DataRun("eth0", 0, 120)]

@@ -53,10 +53,10 @@ MINRTT_OVERFLOW_SLOW_MIN_SHARE = 0.03  # measured 0.07-0.34; 0.005 with send spa
 TURNS_BULK_BYTES = 4 * MB
 SMALL_SNDBUF = 32 * 1024  # SO_SNDBUF: most data is then sent from ack-driven calls
 # Measured in the VM, 4 MB: with the turn kept until its burst is used (0006 of v2), the
-# smaller share 0.473-0.498 and every quartile of the turns 64 KiB (65456-65536 B), 2 runs
-# of each case. When each ack-driven call moved the turn on: autotuned 0.452-0.458 with a
-# first quartile of 28288-30928 B; small send buffer 0.085 (91.5% on one path), first
-# quartile 1010 B.
+# smaller share 0.467-0.498 and the first quartile of the turns 61376-65536 B (64 KiB
+# bursts), 4 runs of each case. When each ack-driven call moved the turn on: autotuned
+# 0.452-0.458 with a first quartile of 28288-30928 B; small send buffer 0.085 (91.5% on
+# one path), first quartile 1010 B.
 ROUNDROBIN_BULK_MIN_SHARE = 0.40
 ROUNDROBIN_MIN_TURN_Q1 = 48 * 1024  # the first quartile of the turns' sizes
 WIRE_TOLERANCE = 0.05  # share of the wire bytes vs share of the subflow bytes, per path
