@@ -27,6 +27,7 @@ DSS_FLAGS = {0x01: "DATA_ACK", 0x02: "DATA_ACK8", 0x04: "DSN", 0x08: "DSN8", 0x1
 LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 1, 113, 276
 TCP_FLAG_NAMES = "FSRPAUEC"
 SNAPLEN = 200  # enough for Ethernet + IPv6 + a full TCP header with options
+FULL_SNAPLEN = 262144  # whole packets, GSO ones included: for checks of the payload
 READY_TIMEOUT = 10.0
 DRAIN_QUIET = 0.25  # s without the pcap growing: tcpdump has written what it saw
 DRAIN_POLL = 0.05
@@ -52,6 +53,7 @@ class Segment:
     tos: int  # IPv4 TOS or IPv6 traffic class
     time: float = 0.0  # capture timestamp (seconds since the epoch), from the pcap record
     seq: int = 0  # TCP sequence number (a retransmission repeats one)
+    payload: bytes = b""  # the captured part of the payload (all of it if snaplen allowed)
 
     @property
     def mptcp_subtypes(self) -> list[str]:
@@ -97,6 +99,8 @@ class DssMapping:
     dsn: int  # as on the wire: 32 bits (the low ones) or 64
     ssn: int  # relative to the subflow's initial sequence number
     length: int  # data-level length; 0 on a DATA_FIN without data
+    checksum: int | None = None  # the DSS checksum, when the connection uses them
+    dsn64: bool = True  # the DSN field is 8 bytes (the 64-bit number), not its low 32 bits
 
 
 def decode_dss_mapping(data: bytes) -> DssMapping | None:
@@ -114,7 +118,9 @@ def decode_dss_mapping(data: bytes) -> DssMapping | None:
         return None
     dsn = int.from_bytes(data[at:at + dsn_size], "big")
     ssn, length = struct.unpack_from("!IH", data, at + dsn_size)
-    return DssMapping(dsn, ssn, length)
+    at += dsn_size + 6
+    checksum = struct.unpack_from("!H", data, at)[0] if len(data) >= at + 2 else None
+    return DssMapping(dsn, ssn, length, checksum, dsn_size == 8)
 
 
 @dataclass(frozen=True)
@@ -208,8 +214,9 @@ def _parse_tcp(ip_fields: tuple, data: bytes, ip_payload_len: int) -> Segment | 
     header_len = (off_flags >> 12) * 4
     flags = "".join(n for bit, n in enumerate(TCP_FLAG_NAMES) if off_flags & (1 << bit))
     options = parse_tcp_options(data[20:header_len])
-    return Segment(src, dst, sport, dport, flags, options, ip_payload_len - header_len, ttl, tos,
-                   seq=seq)
+    payload_len = ip_payload_len - header_len
+    return Segment(src, dst, sport, dport, flags, options, payload_len, ttl, tos,
+                   seq=seq, payload=bytes(data[header_len:header_len + payload_len]))
 
 
 def _parse_ip(packet: bytes) -> Segment | None:
@@ -263,12 +270,15 @@ class Capture:
 
     tcpdump is started and waited for ("listening on") on entry and stopped on exit, also
     when the block raises. The pcap is written to `path`, or by default into a temporary
-    directory that close() removes; max_packets caps its size (tcpdump -c).
+    directory that close() removes; max_packets caps its size (tcpdump -c). Packets are cut
+    after the headers unless `snaplen` asks for more (FULL_SNAPLEN: the whole payload).
     """
 
     def __init__(self, ns: str | None, iface: str, bpf: tuple[str, ...] = ("tcp",),
-                 path: Path | None = None, max_packets: int | None = None):
+                 path: Path | None = None, max_packets: int | None = None,
+                 snaplen: int = SNAPLEN):
         self.ns, self.iface, self.bpf, self.max_packets = ns, iface, bpf, max_packets
+        self.snaplen = snaplen
         self._dir = None if path else tempfile.TemporaryDirectory(prefix="mlab-pcap-")
         self.path = path or Path(self._dir.name) / f"{iface}.pcap"
         self._proc: subprocess.Popen | None = None
@@ -285,7 +295,7 @@ class Capture:
             if shutil.which(tool) is None:
                 raise ToolMissing(tool)
         argv = net_only_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
-                              "-s", str(SNAPLEN), "-i", self.iface, "-w", str(self.path),
+                              "-s", str(self.snaplen), "-i", self.iface, "-w", str(self.path),
                               *self.bpf], self.ns)
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

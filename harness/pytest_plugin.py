@@ -17,7 +17,7 @@ import pytest
 
 from harness import PROJECT_PREFIX, evidence, interrupts
 from harness import netns as namespaces
-from harness.capture import Capture
+from harness.capture import SNAPLEN, Capture
 from harness.coverage import guest as coverage_guest
 from harness.mptcp import mib as mib_counters
 from harness.netns import created_here
@@ -233,8 +233,8 @@ def mib():
 def capture(mptcp_kernel):
     """Factory: capture(ns, iface) starts tcpdump there; stopped and removed after the test."""
     with ExitStack() as stack:
-        def start(ns, iface, bpf=("tcp",)):
-            cap = Capture(ns, iface, bpf)
+        def start(ns, iface, bpf=("tcp",), snaplen=SNAPLEN):
+            cap = Capture(ns, iface, bpf, snaplen=snaplen)
             stack.callback(cap.close)
             return stack.enter_context(cap)
 

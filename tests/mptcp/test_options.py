@@ -1,6 +1,8 @@
 """Connection options negotiated in the handshake and endpoint flavours: checksums, fullmesh."""
 
 from harness import traffic
+from harness.capture import FULL_SNAPLEN
+from harness.mptcp import dss_checksum
 
 MB = 1_000_000
 CHECKSUMS = {"net.mptcp.checksum_enabled": 1}
@@ -19,6 +21,22 @@ def test_dss_checksums_are_negotiated_and_data_stays_intact(topology, mib, captu
     syn = next(s for s in cap.segments() if s.is_syn)
     (mp_capable,) = [data for kind, data in syn.options if kind == 30]
     assert mp_capable[1] & 0x80, "the SYN's MP_CAPABLE does not ask for checksums (flag A)"
+
+
+def test_each_dss_checksum_on_the_wire_matches_the_data_it_maps(topology, capture):
+    """The sender's checksums, recomputed from the captured payload (RFC 8684 3.3.1): the
+    check that tells a sender's wrong checksum from a receiver's wrong sum."""
+    topo = topology("single-path", client=CHECKSUMS, server=CHECKSUMS)
+    cap = capture(topo.ns("client"), "eth0", snaplen=FULL_SNAPLEN)
+    result = traffic.transfer(topo.ns("client"), topo.ns("server"),
+                              topo.addresses("server", 4)[0], nbytes=2 * MB)
+    cap.stop()
+    assert result.intact
+    checks = dss_checksum.check(cap.segments())
+    checked = [c for c in checks if c.computed is not None]
+    assert sum(c.mapping.length for c in checked) >= 2 * MB, \
+        f"only {len(checked)} of {len(checks)} mappings could be checked"
+    assert not [c.line() for c in checked if c.bad]
 
 
 def test_checksums_stay_off_unless_asked(topology, capture):
