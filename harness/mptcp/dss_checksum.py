@@ -43,6 +43,10 @@ def dss_checksum(dsn: int, ssn: int, length: int, data: bytes) -> int:
 Flow = tuple[str, int, str, int]  # source address and port, destination address and port
 
 
+def flow_of(segment: Segment) -> Flow:
+    return segment.src, segment.sport, segment.dst, segment.dport
+
+
 def flow_name(flow: Flow) -> str:
     src, sport, dst, dport = flow
     return f"{src}:{sport} > {dst}:{dport}"
@@ -106,7 +110,7 @@ def streams(segments: Iterable[Segment]) -> dict[Flow, SubflowStream]:
     """The byte stream of every subflow direction whose SYN (or SYN-ACK) was captured."""
     found: dict[Flow, SubflowStream] = {}
     for segment in segments:
-        flow = (segment.src, segment.sport, segment.dst, segment.dport)
+        flow = flow_of(segment)
         if "S" in segment.flags:
             found.setdefault(flow, SubflowStream(segment.seq + segment.payload_len))
         elif flow in found and segment.payload:
@@ -114,12 +118,14 @@ def streams(segments: Iterable[Segment]) -> dict[Flow, SubflowStream]:
     return found
 
 
-def check(segments: list[Segment]) -> list[MappingCheck]:
-    """Every distinct mapping with data and a checksum, checked against the captured bytes."""
-    by_flow = streams(segments)
+def check(segments: list[Segment],
+          by_flow: dict[Flow, SubflowStream] | None = None) -> list[MappingCheck]:
+    """Every distinct mapping with data and a checksum, checked against the captured bytes
+    (`by_flow`: the segments' streams, if the caller has them already)."""
+    by_flow = streams(segments) if by_flow is None else by_flow
     checks, seen = [], set()
     for segment in segments:
-        flow = (segment.src, segment.sport, segment.dst, segment.dport)
+        flow = flow_of(segment)
         mapping = segment.dss_mapping
         if mapping is None or mapping.checksum is None or (flow, mapping) in seen:
             continue
@@ -137,13 +143,14 @@ def check(segments: list[Segment]) -> list[MappingCheck]:
 def report(path: Path) -> tuple[str, int]:
     """A summary of one capture's checksums, and the number of mappings found wrong."""
     segments = read_pcap(path)
-    checks = check(segments)
+    by_flow = streams(segments)
+    checks = check(segments, by_flow)
     bad = [c for c in checks if c.bad]
     unknown = sum(c.computed is None for c in checks)
     lines = [f"{path}: {len(checks)} mappings with a checksum, {len(checks) - unknown} checked"
              f" against the captured data, {len(bad)} wrong, {unknown} not checkable"]
     lines += [f"  WRONG {c.line()}" for c in bad]
-    for flow, stream in streams(segments).items():
+    for flow, stream in by_flow.items():
         if stream.differing:
             lines.append(f"  {flow_name(flow)}: a retransmission changed the bytes at relative"
                          f" sequence {', '.join(map(str, stream.differing[:5]))}")

@@ -16,7 +16,7 @@ def dss_option(dsn, ssn, length, checksum, data_fin=False):
 
 
 def segment(rel_seq, payload=b"", flags="A", options=()):
-    return Segment(*CLIENT[:1], *SERVER[:1], CLIENT[1], SERVER[1], flags, tuple(options),
+    return Segment(CLIENT[0], SERVER[0], CLIENT[1], SERVER[1], flags, tuple(options),
                    len(payload), 64, 0, seq=(ISN + rel_seq) % (1 << 32), payload=payload)
 
 
