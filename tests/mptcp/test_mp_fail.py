@@ -6,12 +6,11 @@ payload byte changed on the path (DataCsumErr). What follows depends on the subf
 
 - one subflow: the receiver sends MP_FAIL, the sender answers MP_FAIL and an infinite
   mapping, and the connection goes on as plain TCP. The changed bytes are delivered as they
-  arrived, as TCP through that middlebox would deliver them. Not tested here: with this
-  module's transfer on our normal kernel, the client sometimes counts InfiniteMapTx but no
-  mapping of length 0 reaches the wire; the server falls back through DssFallback instead,
-  and the client stops sending with the window open (seen in 2 of 3 tries over two
-  sessions; it worked on the debug kernel and in 2 runs of a smaller program). Until it
-  reproduces on demand, a test of it would only be flaky.
+  arrived, as TCP through that middlebox would deliver them. On 6.12 (and 6.18) the skb
+  that carries the infinite mapping is sized for the MSS of a socket that has fallen back,
+  which leaves no room for its DSS option: each of its segments exceeds the MTU, the IP
+  layer drops it (IpFragFails) at every try, and the transfer stalls for good. Our 0014
+  keeps that skb within one segment that fits.
 - more than one: the receiver resets the subflow that carried the bad data (RST with MP_FAIL
   and MP_TCPRST, reason MPTCP_RST_EMIDDLEBOX) and discards that data, which the sender
   sends again on the other subflow: the application reads every byte intact.
@@ -29,9 +28,12 @@ import hashlib
 import random
 import socket
 import threading
+from dataclasses import replace
 
 from harness import nft, traffic
 from harness.mptcp.sockets import mptcp_info, wait_subflows
+from harness.topology import Impairment, load_named
+from harness.wait import WaitTimeout
 
 MB = 1_000_000
 CHECKSUMS = {"net.mptcp.checksum_enabled": 1}
@@ -39,6 +41,9 @@ CORRUPT_OFFSET_BITS = 200 * 8  # 200 bytes into the TCP header: payload, past an
 MARK = 0xFF  # the value written; the data sent never contains it
 TABLE = "mlab_corrupt"
 MPTCP_RST_EMIDDLEBOX = 6
+INFINITE_MAP_PATCH = "mptcp-keep-the-infinite-mapping-within-one-segment"  # 0014
+STALL_BOUND_S = 20.0  # the 2 MB after the corruption take about a second at ONE_PATH_RATE_BIT
+ONE_PATH_RATE_BIT = 20_000_000
 
 
 def corrupt_one_segment(ns: str, iface: str):
@@ -165,3 +170,57 @@ def mp_tcprst_reason(segment) -> int:
     """The reason byte of a segment's MP_TCPRST option (RFC 8684 section 3.6)."""
     (data,) = [d for kind, d in segment.options if kind == 30 and d[0] >> 4 == 8]
     return data[1]
+
+
+def one_slow_path():
+    """single-path at 20 Mbit/s: the client's data waits in its subflow's write queue, so the
+    skb with the infinite mapping leaves on a later ACK, sized by the MSS of then."""
+    spec = load_named("single-path")
+    rate = Impairment(rate_bit=ONE_PATH_RATE_BIT)
+    links = tuple(replace(link, impair=rate) for link in spec.links)
+    return replace(spec, links=links)
+
+
+def test_one_subflow_falls_back_with_an_infinite_mapping_and_the_transfer_ends(
+        topology, mib, capture, built_with):
+    """One subflow: the client answers the server's MP_FAIL with an infinite mapping (a DSS
+    of data length 0) that reaches the wire, the transfer ends as plain TCP, and the server
+    reads every byte as sent except the one the path changed."""
+    built_with(INFINITE_MAP_PATCH, lambda: "no build record of this kernel to tell")
+    topo = topology(one_slow_path(), client=CHECKSUMS, server=CHECKSUMS)
+    client, server = topo.ns("client"), topo.ns("server")
+    cap = capture(client, "eth0")
+    before_client, before_server = mib(client), mib(server)
+    addr = topo.addresses("server", 4)[0]
+    sent = payload(MB, seed=1) + payload(2 * MB, seed=2)
+    with Collector(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
+        sock.sendall(sent[:MB])
+        traffic.wait_all_acked(sock)
+        with corrupt_one_segment(client, "eth0"):
+            sock.settimeout(STALL_BOUND_S)
+            try:
+                sock.sendall(sent[MB:])
+                traffic.wait_all_acked(sock, timeout=STALL_BOUND_S)
+            except (TimeoutError, WaitTimeout):
+                ip = before_client.delta(mib(client), group="Ip")
+                raise AssertionError(f"the transfer stalled after the corruption; client IP "
+                                     f"FragFails moved by {ip.get('FragFails', 0)}") from None
+            corrupted = nft.counted_packets(client, TABLE)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+        received = sink.received()
+    cap.stop()
+    assert corrupted == 1, f"{corrupted} segments corrupted"
+    client_moved = before_client.delta(mib(client))
+    server_moved = before_server.delta(mib(server))
+    assert server_moved.get("DataCsumErr") == 1, server_moved
+    assert (server_moved.get("MPFailTx"), client_moved.get("MPFailRx")) == (1, 1)
+    assert client_moved.get("InfiniteMapTx") == 1, client_moved
+    assert before_client.delta(mib(client), group="Ip").get("FragFails", 0) == 0
+    infinite = [s for s in cap.segments() if s.src == topo.addresses("client", 4)[0]
+                and s.payload_len and (m := s.dss_mapping) and m.length == 0]
+    assert infinite, "no infinite mapping (a DSS of data length 0) on the wire"
+    changed = [i for i, (a, b) in enumerate(zip(sent, received, strict=False)) if a != b]
+    assert len(received) == len(sent) and len(changed) == 1, damage(sent, received)
+    assert received[changed[0]] == MARK, damage(sent, received)
