@@ -101,3 +101,12 @@ def with_sysctls(topo: Topology, per_host: dict[str, dict[str, int | str]]) -> T
     hosts = {name: replace(host, sysctls={**host.sysctls, **per_host.get(name, {})})
              for name, host in topo.hosts.items()}
     return replace(topo, hosts=hosts)
+
+
+def with_link_impairment(topo: Topology, **fields) -> Topology:
+    """A copy of topo whose every link also has these Impairment fields (e.g. rate_bit=...)."""
+    from dataclasses import replace
+
+    links = tuple(replace(link, impair=replace(link.impair or Impairment(), **fields))
+                  for link in topo.links)
+    return replace(topo, links=links)

@@ -11,7 +11,6 @@ sock_diag (`ss`). Our series' own options (TCP_MAXSEG, IP_TTL, ...) are in test_
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import replace
 
 import pytest
 
@@ -19,7 +18,7 @@ from harness import nft, sysctl, traffic
 from harness.mptcp.sockets import subflow_addrs, wait_subflows
 from harness.mptcp.ss import tcp_sockets
 from harness.run import run
-from harness.topology import load_named
+from harness.topology import load_named, with_link_impairment
 from harness.wait import wait_until
 
 MB = 1_000_000
@@ -262,10 +261,7 @@ NO_AUTOCORK = {"net.ipv4.tcp_autocorking": 0}  # only Nagle may hold small write
 
 def two_slow_paths():
     """two-paths with LINK_DELAY_US on both links (netem: our kernel)."""
-    spec = load_named("two-paths")
-    links = tuple(replace(link, impair=replace(link.impair, delay_us=LINK_DELAY_US))
-                  for link in spec.links)
-    return replace(spec, links=links)
+    return with_link_impairment(load_named("two-paths"), delay_us=LINK_DELAY_US)
 
 
 def burst_spans(segments, starts: list[float]) -> list[float]:
