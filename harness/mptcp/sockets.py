@@ -23,6 +23,7 @@ from harness.mptcp.constants import (
     SOL_TCP,
     TCP_IS_MPTCP,
 )
+from harness.mptcp.diag import TCP_STATES
 from harness.mptcp.structs import (
     FullInfo,
     MptcpInfo,
@@ -32,7 +33,7 @@ from harness.mptcp.structs import (
     TcpInfo,
 )
 from harness.netns import entered
-from harness.wait import wait_until
+from harness.wait import WaitTimeout, wait_until
 
 TCP_ESTABLISHED = 1
 MAX_SUBFLOWS = 16  # more than the kernel's limit of 8 additional subflows
@@ -147,8 +148,15 @@ def wait_subflows(sock: socket.socket, count: int, timeout: float = 10.0) -> Mpt
     Counting MPTCP_INFO's subflows is not enough: a joining subflow is counted from its SYN.
     """
 
+    seen: list[int] = []
+
     def enough() -> MptcpInfo | None:
-        established = sum(1 for tcp in subflow_tcp_info(sock) if tcp.state == TCP_ESTABLISHED)
+        seen[:] = [tcp.state for tcp in subflow_tcp_info(sock)]
+        established = seen.count(TCP_ESTABLISHED)
         return mptcp_info(sock) if established >= count else None
 
-    return wait_until(enough, timeout, f"{count} established subflows on the MPTCP connection")
+    try:
+        return wait_until(enough, timeout, f"{count} established subflows on the MPTCP connection")
+    except WaitTimeout as timeout_error:
+        states = ", ".join(TCP_STATES.get(state, str(state)) for state in seen) or "none"
+        raise WaitTimeout(f"{timeout_error}; subflow TCP states at the end: {states}") from None

@@ -44,6 +44,9 @@ MPTCP_RST_EMIDDLEBOX = 6
 INFINITE_MAP_PATCH = "mptcp-keep-the-infinite-mapping-within-one-segment"  # 0014
 STALL_BOUND_S = 20.0  # the 2 MB after the corruption take about a second at ONE_PATH_RATE_BIT
 ONE_PATH_RATE_BIT = 20_000_000
+# Acknowledged before the rest of the first megabyte, and before the join: see
+# send_with_corruption() for why the join must not meet a megabyte in flight.
+FIRST_WRITE = 1000
 
 
 def corrupt_one_segment(ns: str, iface: str):
@@ -97,6 +100,12 @@ class Collector:
         return bytes(self.data)
 
 
+def joins_moved(before) -> dict[str, int]:
+    """The MPJoin* counters that moved in before's namespace since `before` was taken."""
+    moved = before.delta(mib_counters.snapshot(before.ns))
+    return {name: n for name, n in moved.items() if name.startswith("MPJoin")}
+
+
 def send_with_corruption(topo, iface: str, subflows: int,
                          stall_bound: float = traffic.SOCKET_TIMEOUT
                          ) -> tuple[bytes, bytes, int | None]:
@@ -104,15 +113,29 @@ def send_with_corruption(topo, iface: str, subflows: int,
     send 2 MB more, all acknowledged within `stall_bound` seconds. Returns (sent, received)
     as the applications saw them, and how many subflows were left once the client's data was
     all acknowledged (None with one subflow: a fallen-back socket may refuse MPTCP_INFO).
+
+    The subflows are all established after a first small write and before the megabyte.
+    On the host's 6.18, a join that completes while the first subflow is in loss recovery
+    with the megabyte in flight was reset for a DSS checksum error that no rule caused
+    (DataCsumErr and MPFailTx at the server, DuplicateData 5, nothing corrupted): 2 runs of
+    60, never with the join first (60 of 60). That is a bug of its own, not this test's.
     """
     client, server = topo.ns("client"), topo.ns("server")
     addr = topo.addresses("server", 4)[0]
     first, second = payload(MB, seed=1), payload(2 * MB, seed=2)
     before = mib_counters.snapshot(client)
+    before_server = mib_counters.snapshot(server)
     with Collector(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
-        sock.sendall(first)
+        sock.sendall(first[:FIRST_WRITE])
+        traffic.wait_all_acked(sock)
         if subflows > 1:
-            wait_subflows(sock, subflows)
+            try:
+                wait_subflows(sock, subflows)
+            except WaitTimeout as error:
+                raise AssertionError(f"{error}; MP_JOIN counters moved: client "
+                                     f"{joins_moved(before)}, server "
+                                     f"{joins_moved(before_server)}") from None
+        sock.sendall(first[FIRST_WRITE:])
         traffic.wait_all_acked(sock)
         with corrupt_one_segment(client, iface):
             sock.settimeout(stall_bound)
