@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -93,8 +93,6 @@ class Topology:
 
 def with_sysctls(topo: Topology, per_host: dict[str, dict[str, int | str]]) -> Topology:
     """A copy of topo with extra sysctls on some hosts (e.g. a test's net.mptcp.pm_type=1)."""
-    from dataclasses import replace
-
     unknown = set(per_host) - set(topo.hosts)
     if unknown:
         raise ValueError(f"topology {topo.name} has no host(s) {sorted(unknown)}")
@@ -105,8 +103,6 @@ def with_sysctls(topo: Topology, per_host: dict[str, dict[str, int | str]]) -> T
 
 def with_link_impairment(topo: Topology, **fields) -> Topology:
     """A copy of topo whose every link also has these Impairment fields (e.g. rate_bit=...)."""
-    from dataclasses import replace
-
     links = tuple(replace(link, impair=replace(link.impair or Impairment(), **fields))
                   for link in topo.links)
     return replace(topo, links=links)

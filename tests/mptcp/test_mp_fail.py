@@ -125,7 +125,7 @@ def send_with_corruption(topo, iface: str, subflows: int,
     client, server = topo.ns("client"), topo.ns("server")
     addr = topo.addresses("server", 4)[0]
     first, second = payload(MB, seed=1), payload(2 * MB, seed=2)
-    before = mib_counters.snapshot(client)
+    before_client = mib_counters.snapshot(client)
     before_server = mib_counters.snapshot(server)
     with Collector(server, addr) as sink, traffic.connect(client, addr, sink.port) as sock:
         sock.sendall(first[:FIRST_WRITE])
@@ -135,7 +135,7 @@ def send_with_corruption(topo, iface: str, subflows: int,
                 wait_subflows(sock, subflows)
             except WaitTimeout as error:
                 raise AssertionError(f"{error}; MP_JOIN counters moved: client "
-                                     f"{joins_moved(before)}, server "
+                                     f"{joins_moved(before_client)}, server "
                                      f"{joins_moved(before_server)}") from None
         sock.sendall(first[FIRST_WRITE:])
         traffic.wait_all_acked(sock)
@@ -145,7 +145,7 @@ def send_with_corruption(topo, iface: str, subflows: int,
                 sock.sendall(second)
                 traffic.wait_all_acked(sock, timeout=stall_bound)
             except (TimeoutError, WaitTimeout):
-                ip = before.delta(mib_counters.snapshot(client), group="Ip")
+                ip = before_client.delta(mib_counters.snapshot(client), group="Ip")
                 raise AssertionError(f"the transfer stalled after the corruption; client IP "
                                      f"FragFails moved by {ip.get('FragFails', 0)}") from None
             corrupted = nft.counted_packets(client, TABLE)
