@@ -460,19 +460,21 @@ def shell(c):
     raise Exit(code=vm_shell.interactive(_running_vm(c).guest))
 
 
-BENCHMARKS = ("throughput", "boot", "loop", "build", "bisect", "fixed-by")
+BENCHMARKS = ("throughput", "boot", "loop", "repro", "build", "bisect", "fixed-by")
 BISECT_BUNDLE = "repros/pm-rm-endp-id-avail"
 
 
 @task(help={"only": f"run only this benchmark: {', '.join(BENCHMARKS)}",
             "runs": "runs per case (the median is reported); per commit for bisect",
-            "bundle": f"the bundle whose revert --only bisect bisects (default {BISECT_BUNDLE})"})
+            "bundle": f"the bundle --only repro runs and whose revert --only bisect bisects "
+                      f"(default {BISECT_BUNDLE})"})
 def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
     """Benchmarks (medians of --runs): throughput of one path vs two, boot to SSH, the
-    overhead of a guest command and of `test -k ONE` on a booted VM; kernel
-    build times only with --only build; a bisection over a demo tree of 8 commits around a
-    real fix's revert only with --only bisect, and the search for the commit that brings
-    the fix back (bisect --fixed-by) only with --only fixed-by."""
+    overhead of a guest command and of `test -k ONE` on a booted VM; the overhead of one
+    run of a reproduction only with --only repro; kernel build times only with --only
+    build; a bisection over a demo tree of 8 commits around a real fix's revert only with
+    --only bisect, and the search for the commit that brings the fix back (bisect
+    --fixed-by) only with --only fixed-by."""
     if only is not None and only not in BENCHMARKS:
         raise Exit(f"error: unknown benchmark {only!r}; known: {', '.join(BENCHMARKS)}", code=2)
     from harness.bench import boot_times, build_times, throughput
@@ -495,6 +497,14 @@ def bench(c, only=None, runs=5, bundle=BISECT_BUNDLE):
             cache = _cache(c)
             print(f"the edit-test loop on a booted VM of {last_image(cache)} ({runs} runs):")
             for result in loop_times.measure(last_image(cache), cache, runs=int(runs)):
+                print(result.line())
+        if only == "repro":  # builds the bundle's kernel if needed: only when asked for by name
+            from harness.bench import repro_times
+            from harness.repro import bundle as bundles
+
+            loaded = bundles.load(bundle)
+            print(f"one run of {loaded.name} on a booted VM ({runs} runs after one to warm up):")
+            for result in repro_times.measure(loaded, _cache(c), runs=int(runs)):
                 print(result.line())
         if only == "build":  # tens of minutes: only when asked for by name
             for line in build_times.measure(_cache(c)):

@@ -3,6 +3,8 @@
 The host writes the plan (the bundle directory, the run's output directory in the VM's
 exchange directory, compiled C programs, the installed selftests) and reads back what this
 writes there: `steps.json` (status, duration, whether cut, per step), each step's output,
+`phases.json` (seconds spent in each phase: topology, captures, snapshots, steps,
+stop-background, teardown),
 `mib-before.json`/`mib-after.json` and `mib-delta.txt`, `ss-before.txt`/`ss-after.txt`,
 and a pcap per link of the topology. The topology is built fresh and removed at the end
 (also when a step fails or the run is interrupted); background steps are stopped first.
@@ -31,6 +33,7 @@ from harness.runs.selftest_plan import Slot, command_line
 CUT_STATUS = 124  # as timeout(1) reports a command it cut
 STOP_GRACE_S = 5.0
 CLEAR_WARN_ONCE = Path("/sys/kernel/debug/clear_warn_once")
+PHASES_FILE = "phases.json"  # seconds per phase of the run, beside steps.json
 
 
 @dataclass
@@ -195,6 +198,9 @@ class Phases:
     def line(self) -> str:
         return ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.times.items())
 
+    def write(self, directory: Path) -> None:
+        (directory / PHASES_FILE).write_text(json.dumps(self.times, indent=1))
+
 
 def run(plan: Plan, phases: Phases) -> list[StepResult]:
     bundle = load(plan.bundle)
@@ -220,8 +226,9 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
                 results.append(result)
                 failed = failed or (not step.background and result.status != 0)
         finally:
-            runner.stop_background()
             phases.done("steps")
+            runner.stop_background()
+            phases.done("stop-background")
             after = _snapshot(topo, out, "after")
             (out / "mib-delta.txt").write_text(_mib_delta(before, after))
             phases.done("snapshots")
@@ -240,8 +247,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m harness.repro.guest PLAN.json", file=sys.stderr)
         return 2
     interrupts.stop_on_signals()  # SIGTERM unwinds too: the topology is removed
-    phases = Phases()
-    results = run(Plan.read(Path(argv[0])), phases)
+    phases, plan = Phases(), Plan.read(Path(argv[0]))
+    results = run(plan, phases)
+    phases.write(Path(plan.out))
     for result in results:
         status = "not run" if result.status is None else f"exit {result.status}"
         print(f"repro: step {result.name}: {status}{' (cut)' if result.cut else ''} "

@@ -174,8 +174,7 @@ def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
     try:
         vm = holder.get()
         kernel = describe_kernel(request, vm.kernel_release())
-        plan = Plan(str(bundle.path), "", binaries, _selftests_dir(bundle, vm),
-                    tuple(backports.path_dirs(cache)))
+        plan = plan_for(bundle, vm, binaries, cache)
         verdict = Verdict(bundle, kernel, not options.without_patches, [])
         _say(options, f"repro: {bundle.name} on {kernel}; evidence in {report_dir}")
         for index in range(1, (options.runs or bundle.runs) + 1):
@@ -194,6 +193,13 @@ def run_on_kernel(bundle: Bundle, request: kernel_build.BuildRequest,
                           f"```\n{coverage.summary}\n```\n")
         _say(options, f"repro: coverage of net/mptcp ({coverage.index}):\n{coverage.summary}")
     return verdict
+
+
+def plan_for(bundle: Bundle, vm: machine.Vm, binaries: dict[str, str], cache: Path) -> Plan:
+    """What the guest runner needs for each run of the bundle (its output directory is set
+    per run)."""
+    return Plan(str(bundle.path), "", binaries, _selftests_dir(bundle, vm),
+                tuple(backports.path_dirs(cache)))
 
 
 def _selftests_dir(bundle: Bundle, vm: machine.Vm) -> str | None:

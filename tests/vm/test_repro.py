@@ -7,6 +7,7 @@ boots and halts a VM of its own ("repro"), which must not outlive it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import PROJECT_ROOT
-from harness.repro.guest import CUT_STATUS
+from harness.repro.guest import CUT_STATUS, PHASES_FILE
 from harness.vm import machine
 
 DATA = Path(__file__).parent / "data"
@@ -56,6 +57,10 @@ def test_a_warning_from_a_c_reproducer_is_reproduced_with_its_evidence(cache, tm
     assert pcaps == ["link0-client-eth0.pcap", "link1-client-eth1.pcap"]
     assert (run / "link0-client-eth0.pcap").stat().st_size > 24  # more than the header
     assert (run / "mib-before.json").exists() and (run / "ss-after.txt").exists()
+    phases = json.loads((run / PHASES_FILE).read_text())
+    assert list(phases) == ["topology", "captures", "snapshots", "steps", "stop-background",
+                            "teardown"]
+    assert phases["steps"] > 0 and all(seconds >= 0 for seconds in phases.values())
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0" and suite.get("tests") == "2"
 
