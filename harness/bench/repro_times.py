@@ -80,9 +80,11 @@ def measure(bundle: Bundle, cache: Path, runs: int = 5) -> list[Timings]:
     command = [result.duration_s - sum(phases.values()) for _, result, phases in measured]
     host = [wall - result.duration_s for wall, result, _ in measured]
     reproduced = sum(result.reproduced for _, result, _ in measured)
+    around = [Timings(f"    {name}", [phases[name] for _, _, phases in measured], WIDTH)
+              for name in measured[0][2] if name != "steps"]
     return [Timings(f"one run of {bundle.name}, wall", walls, WIDTH),
             Timings("  its steps", steps, WIDTH),
-            Timings("  the guest runner around them", runner, WIDTH),
+            Timings("  the guest runner around them", runner, WIDTH), *around,
             Timings("  the command: SSH, fork, settle, console", command, WIDTH),
             Timings("  the host: evidence, console, splats", host, WIDTH),
             Timings(f"  overhead (wall - steps; {reproduced}/{runs} reproduced)",
