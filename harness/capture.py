@@ -13,6 +13,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -328,7 +329,7 @@ class Capture:
         if self._proc is None:
             return
         if drain:
-            self._wait_drained()
+            wait_drained([self])
         self._proc.terminate()
         try:
             self._proc.wait(timeout=10)
@@ -339,22 +340,12 @@ class Capture:
             self._proc.stderr.close()
         self._proc = None
 
-    def _wait_drained(self) -> None:
-        """Wait until the pcap stops growing: tcpdump drops what it has not read yet when
-        it is terminated, and on a busy machine it may not have run since the last packet
-        (the host's CI lost the closing RST of a test that way)."""
-        deadline, last, quiet_since = time.monotonic() + DRAIN_TIMEOUT, -1, time.monotonic()
-        while time.monotonic() < deadline and self._proc.poll() is None:
-            size = self.path.stat().st_size if self.path.exists() else 0
-            now = time.monotonic()
-            if size != last:
-                last, quiet_since = size, now
-            elif now - quiet_since >= DRAIN_QUIET:
-                return
-            time.sleep(DRAIN_POLL)
-
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def segments(self) -> list[Segment]:
         return read_pcap(self.path)
@@ -364,3 +355,29 @@ class Capture:
         self.stop()
         if self._dir is not None:
             self._dir.cleanup()
+
+
+def wait_drained(captures: Sequence[Capture]) -> None:
+    """Wait until none of the captures' pcaps has grown for DRAIN_QUIET: tcpdump drops what
+    it has not read yet when it is terminated, and on a busy machine it may not have run
+    since the last packet (the host's CI lost the closing RST of a test that way). One wait
+    for all of them, not one after the other."""
+    deadline, sizes, quiet_since = time.monotonic() + DRAIN_TIMEOUT, {}, time.monotonic()
+    while time.monotonic() < deadline:
+        live = [capture for capture in captures if capture.running]
+        if not live:
+            return
+        now_sizes = {c.path: c.path.stat().st_size if c.path.exists() else 0 for c in live}
+        now = time.monotonic()
+        if now_sizes != sizes:
+            sizes, quiet_since = now_sizes, now
+        elif now - quiet_since >= DRAIN_QUIET:
+            return
+        time.sleep(DRAIN_POLL)
+
+
+def stop_all(captures: Sequence[Capture]) -> None:
+    """Stop several captures once they are drained (see wait_drained)."""
+    wait_drained(captures)
+    for capture in captures:
+        capture.stop(drain=False)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import interrupts, topology
-from harness.capture import Capture
+from harness.capture import Capture, stop_all
 from harness.mptcp import mib
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
@@ -141,17 +141,36 @@ def _namespaces(topo: topology.Topo | None) -> dict[str, str | None]:
 
 
 def _snapshot(topo: topology.Topo | None, out: Path, when: str) -> dict[str, mib.MibSnapshot]:
-    snapshots, ss_text = {}, []
-    for host, ns in _namespaces(topo).items():
-        snapshots[host] = mib.snapshot(ns)
-        argv = ["ss", *(["-N", ns] if ns else []), "-tMnie"]  # TCP and MPTCP sockets
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
-        ss_text.append(f"### {host}: {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    namespaces = _namespaces(topo)
+    listings = {host: _ss_argv(ns) for host, ns in namespaces.items()}
+    running = {host: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, text=True)
+               for host, argv in listings.items()}  # all at once, while the MIBs are read
+    try:
+        snapshots = {host: mib.snapshot(ns) for host, ns in namespaces.items()}
+        ss_text = [f"### {host}: {' '.join(listings[host])}\n{_output(proc)}"
+                   for host, proc in running.items()]
+    finally:
+        for proc in running.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     (out / f"mib-{when}.json").write_text(json.dumps(
         {host: snap.groups for host, snap in snapshots.items()}, indent=1))
     (out / f"ss-{when}.txt").write_text("\n".join(ss_text))
     return snapshots
+
+
+def _output(proc: subprocess.Popen, timeout: float = 30.0) -> str:
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0] + f"\n(cut after {timeout:.0f} s)"
+
+
+def _ss_argv(ns: str | None) -> list[str]:
+    return ["ss", *(["-N", ns] if ns else []), "-tMnie"]  # TCP and MPTCP sockets
 
 
 def _mib_delta(before: dict, after: dict) -> str:
@@ -211,9 +230,11 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
     with building as topo, contextlib.ExitStack() as stack:
         phases.done("topology")
         captures = _captures(topo)
-        for _name, capture in captures:
-            stack.enter_context(capture)
+        for _name, capture in captures:  # all started, then each waited for: they start
+            capture.start()              # in parallel
             stack.callback(capture.close)
+        for _name, capture in captures:
+            capture.wait_ready()
         phases.done("captures")
         before = _snapshot(topo, out, "before")
         phases.done("snapshots")
@@ -232,8 +253,8 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
             after = _snapshot(topo, out, "after")
             (out / "mib-delta.txt").write_text(_mib_delta(before, after))
             phases.done("snapshots")
+            stop_all([capture for _name, capture in captures])
             for name, capture in captures:
-                capture.stop()
                 if capture.path.exists():
                     shutil.copyfile(capture.path, out / f"{name}.pcap")
             phases.done("captures")
