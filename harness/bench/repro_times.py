@@ -34,12 +34,8 @@ from harness.vm import machine
 WIDTH = 46
 
 
-def _run_directory(report_dir: Path, index: int) -> Path:
-    return report_dir / f"run-{index:02d}"
-
-
 def _phases(report_dir: Path, result: RunResult) -> dict[str, float]:
-    path = _run_directory(report_dir, result.index) / PHASES_FILE
+    path = report_dir / repro.run_name(result.index) / PHASES_FILE
     if result.hang or result.died or not path.exists():
         raise HarnessError(f"run {result.index} of the bundle did not complete ({result.line()}): "
                            f"the benchmark needs runs that end on their own")

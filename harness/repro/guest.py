@@ -230,8 +230,8 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
     with building as topo, contextlib.ExitStack() as stack:
         phases.done("topology")
         captures = _captures(topo)
-        for _name, capture in captures:  # all started, then each waited for: they start
-            capture.start()              # in parallel
+        for _name, capture in captures:  # all started first, so that they start in parallel
+            capture.start()
             stack.callback(capture.close)
         for _name, capture in captures:
             capture.wait_ready()

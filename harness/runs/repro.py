@@ -214,13 +214,18 @@ def _selftests_dir(bundle: Bundle, vm: machine.Vm) -> str | None:
     return str(suite.directory)
 
 
+def run_name(index: int) -> str:
+    """The name of run `index`'s directory, in the VM's exchange directory and in the report."""
+    return f"run-{index:02d}"
+
+
 def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
             report_dir: Path, coverage: bool = False) -> RunResult:
     vm = holder.get()
     counters = Counters.of(vm) if coverage else None
     if counters:
         counters.reset()
-    out = vm.exchange_dir / f"run-{index:02d}"
+    out = vm.exchange_dir / run_name(index)
     plan_file = vm.exchange_dir / f"plan-{index:02d}.json"
     plan_file.write_text(json.dumps(asdict(replace(plan, out=str(out)))))
     console_start, start = vm.console_size(), time.monotonic()
@@ -243,7 +248,7 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     result.duration_s = time.monotonic() - start
     if counters and not (result.hang or result.died):  # else the kernel and its counters are gone
         _keep_counters(counters, out.name, report_dir / GCOV_DIR)
-    directory = report_dir / f"run-{index:02d}"
+    directory = report_dir / run_name(index)
     _collect(out, directory)
     if dump is not None and not any(report_dir.glob(f"run-*/{vmcore.DUMP}")):
         vmcore.move(dump, directory / vmcore.DUMP)  # the first only: each is hundreds of MB
@@ -320,9 +325,9 @@ def junit_tree(verdict: Verdict, report_dir: Path) -> ET.ElementTree:
     ET.SubElement(case, "system-out").text = verdict.summary_markdown()
     for run_result in verdict.runs:
         run_case = ET.SubElement(suite, "testcase", classname=f"repro.{verdict.bundle.name}",
-                                 name=f"run-{run_result.index:02d}",
+                                 name=run_name(run_result.index),
                                  time=f"{run_result.duration_s:.1f}")
-        evidence = report_dir / f"run-{run_result.index:02d}"
+        evidence = report_dir / run_name(run_result.index)
         files = sorted(p for p in evidence.iterdir() if p.is_file()) if evidence.is_dir() else []
         ET.SubElement(run_case, "system-out").text = \
             f"{run_result.line()}\n{attachment_lines(files)}"
