@@ -49,23 +49,6 @@ def pytest_argv(paths: list[Path], keyword: str | None, junit: Path,
     return argv + list(extra)
 
 
-def files_selected(paths: list[Path], keyword: str) -> list[Path]:
-    """The test files under `paths` holding a test that `-k keyword` selects, as pytest
-    collects them here, on the host (about a second). A pytest in the VM given only these
-    files imports only them: under emulation every test module costs a second or more.
-    When this collection fails or selects nothing, `paths` as given (the VM's pytest then
-    reports it)."""
-    from harness.paths import PROJECT_ROOT  # the rootdir: pytest names files from there
-
-    argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-            *(str(p.resolve()) for p in paths), "-k", keyword]
-    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          cwd=PROJECT_ROOT)
-    files = dict.fromkeys(PROJECT_ROOT / line.split("::", 1)[0]
-                          for line in done.stdout.splitlines() if "::" in line)
-    return list(files) if done.returncode == 0 and files else list(paths)
-
-
 def count_results(junit: Path) -> tuple[int, int, int, int]:
     """(passed, failed, errors, skipped) from a pytest JUnit XML file."""
     root = ET.parse(junit).getroot()

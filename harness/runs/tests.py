@@ -15,7 +15,8 @@ from harness import evidence
 from harness.coverage.counters import Counters
 from harness.errors import HarnessError
 from harness.paths import PROJECT_ROOT
-from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, files_selected, pytest_argv
+from harness.selection import files_selected
+from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, pytest_argv
 from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
 
 GUEST_TEST_TIMEOUT = 3600.0
@@ -33,7 +34,7 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     guest_junit.unlink(missing_ok=True)
     written = vm.exchange_dir / "evidence"
     shutil.rmtree(written, ignore_errors=True)
-    selected = files_selected(paths, keyword) if keyword else paths
+    selected = files_selected(paths, keyword, vm.cache) if keyword else paths
     python, _m, module, *args = pytest_argv(selected, keyword, guest_junit,
                                             ("-p", "no:cacheprovider", "-W",
                                              "ignore::pytest.PytestAssertRewriteWarning"))
