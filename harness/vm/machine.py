@@ -516,20 +516,26 @@ class Vm:
         and the VM stays up (session() does not halt it)."""
         command = guest_command(argv, cwd, env)
         start = self.console_size()
-        namespaces = self.named_namespaces()
         marker = self._next_marker()
+        after = settle.After(self.exchange_dir, f"mptcp-lab-{marker.rsplit(' ', 1)[-1]}")
         try:
-            result = self.guest.run(command, timeout, output,
-                                    before_kill=lambda: self._blocked_tasks_dump(start),
-                                    keep_on_timeout=keep_on_hang)
-            settled = self.guest.run(settle.argv(namespaces, mark=marker), settle.TIMEOUT)
+            result = self.guest.run(
+                after.around(command, marker), timeout, output,
+                before_kill=lambda: self._blocked_tasks_dump(start),
+                keep_on_timeout=keep_on_hang, label=command,
+                more_time=lambda: settle.TIMEOUT if after.command_ended.exists() else 0.0)
         except ConnectionLost as err:
+            after.discard()
             raise self._death(str(err), start) from None
+        except (CommandTimeout, KeyboardInterrupt):
+            after.discard()
+            raise
         self._wait_for_marker(marker, start)
         splats = oracle.find_splats(self.console_since(start))
+        settle_status, settle_output = after.result()
         return CommandReport(list(map(str, argv)), result.status, result.output, "",
-                             splats + settle.splats(settled.status, settled.output),
-                             settled.output.strip())
+                             splats + settle.splats(settle_status, settle_output),
+                             settle_output.strip())
 
     def run_module(self, module: str, args: Sequence[str], timeout: float,
                    output: Output | None = None, cwd: str | Path | None = None,

@@ -9,7 +9,9 @@ run. Used from the host (`Vm.run`) and inside the guest (the pytest plugin, per 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.vm import oracle
@@ -22,6 +24,60 @@ NETNS_DIR = Path("/run/netns")
 def argv(namespaces_before: list[str], mark: str | None = None) -> list[str]:
     """The settle step's command; with `mark`, it writes that line to /dev/kmsg last."""
     return [str(SCRIPT), *(("--mark", mark) if mark else ()), *namespaces_before]
+
+
+@dataclass(frozen=True)
+class After:
+    """The settle step run by the same guest shell as the command it follows (one SSH round
+    trip instead of three): that shell lists the namespaces there before the command, runs
+    the command, notes that it ended, runs the settle step with its report and exit status
+    written to files in the VM's exchange directory, which the host reads directly, and
+    exits with the command's status."""
+
+    directory: Path  # the exchange directory (the same path in the guest)
+    name: str  # unique among the commands of this host process
+
+    @property
+    def report(self) -> Path:
+        return self.directory / f"{self.name}.settle"
+
+    @property
+    def status(self) -> Path:
+        return self.directory / f"{self.name}.settle-status"
+
+    @property
+    def command_ended(self) -> Path:
+        return self.directory / f"{self.name}.ended"
+
+    def around(self, command: str, mark: str | None = None) -> str:
+        """The guest shell's line: `command` (a shell line), then the settle step (which
+        writes `mark` to /dev/kmsg last)."""
+        before = f"/run/{self.name}.netns-before"
+        q = shlex.quote
+        marking = f"--mark {q(mark)} " if mark else ""
+        return (f"ls -1 {NETNS_DIR} > {q(before)} 2>/dev/null; ({command}); status=$?; "
+                f": > {q(str(self.command_ended))}; "
+                f"{q(str(SCRIPT))} {marking}--before-file {q(before)} "
+                f"> {q(str(self.report))} 2>&1; echo $? > {q(str(self.status))}; "
+                f"rm -f {q(before)}; exit $status")
+
+    def result(self) -> tuple[int, str]:
+        """(the settle step's exit status, its output); the files are removed. A settle step
+        that left no status (cut, or never reached) is a failure."""
+        try:
+            status = int(self.status.read_text().strip() or 1)
+        except (OSError, ValueError):
+            status = 1
+        try:
+            text = self.report.read_text(errors="replace")
+        except OSError:
+            text = "settle: the settle step left no report"
+        self.discard()
+        return status, text
+
+    def discard(self) -> None:
+        for path in (self.report, self.status, self.command_ended):
+            path.unlink(missing_ok=True)
 
 
 def splats(status: int, output: str) -> list[oracle.Splat]:

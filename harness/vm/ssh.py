@@ -125,7 +125,8 @@ class Guest:
 
     def run(self, command: str | Sequence[str], timeout: float, output: Output | None = None,
             before_kill: Callable[[], str] | None = None,
-            keep_on_timeout: bool = False) -> GuestResult:
+            keep_on_timeout: bool = False, more_time: Callable[[], float] | None = None,
+            label: str | None = None) -> GuestResult:
         """Run command (a shell string, or an argv list quoted for the guest's shell) and
         return its status and output; stream output as it arrives when `output` is given.
 
@@ -133,25 +134,29 @@ class Guest:
         text is added to the output) has run and the command's process group is killed
         (left running with keep_on_timeout, for a person to look at the hang); the group
         is killed on Ctrl-C too. Raises ConnectionLost if the guest goes away first.
+        `more_time`, asked once when the timeout has passed, gives the seconds the command
+        may still take (a line whose own part ended, followed by a step with its own
+        timeout), 0 for none. Errors name the command as `label` (default: command).
         """
         if not isinstance(command, str):
             command = shlex.join(str(a) for a in command)
+        label = label or command
         try:
             channel = self.client.get_transport().open_session(timeout=CONNECT_TIMEOUT)
         except (paramiko.SSHException, OSError, AttributeError) as err:
-            raise ConnectionLost(f"guest SSH session lost before: {command} ({err})") from err
+            raise ConnectionLost(f"guest SSH session lost before: {label} ({err})") from err
         channel.set_combine_stderr(True)
         channel.settimeout(0.2)
         self._serial += 1
         pgid_file = f"{PGID_DIR}/mptcp-lab-{os.getpid()}-{self._serial}.pgid"
         channel.exec_command(_in_own_session(command, pgid_file))
         try:
-            return self._collect(channel, command, time.monotonic() + timeout, timeout, output)
+            return self._collect(channel, label, _Deadline(timeout, more_time), output)
         except CommandTimeout as err:
             extra = before_kill() if before_kill else ""
             if not keep_on_timeout:
                 self._kill_group(pgid_file)  # a cut command must not live on
-            raise CommandTimeout(command, timeout, err.output + extra,
+            raise CommandTimeout(err.command, err.timeout, err.output + extra,
                                  kept=keep_on_timeout) from None
         except KeyboardInterrupt:
             with interrupts.held():  # the command cleans up (SIGTERM) before we go on
@@ -176,8 +181,8 @@ class Guest:
                 time.sleep(0.05)
             channel.close()
 
-    def _collect(self, channel: paramiko.Channel, command: str, deadline: float,
-                 timeout: float, output: Output | None) -> GuestResult:
+    def _collect(self, channel: paramiko.Channel, command: str, deadline: _Deadline,
+                 output: Output | None) -> GuestResult:
         chunks: list[str] = []
         decoder = _Utf8Stream()
         while True:
@@ -197,14 +202,14 @@ class Guest:
                 break
             if not self.alive():
                 raise ConnectionLost(f"guest connection lost during: {command}")
-            if time.monotonic() > deadline:  # run() kills the command, then closes
-                raise CommandTimeout(command, timeout, "".join(chunks))
+            if deadline.passed():  # run() kills the command, then closes
+                raise CommandTimeout(command, deadline.allowed, "".join(chunks))
         status = self._exit_status(channel, command, deadline)
         return GuestResult(command, status, "".join(chunks))
 
-    def _exit_status(self, channel: paramiko.Channel, command: str, deadline: float) -> int:
+    def _exit_status(self, channel: paramiko.Channel, command: str, deadline: _Deadline) -> int:
         while not channel.exit_status_ready():
-            if not self.alive() or time.monotonic() > deadline:
+            if not self.alive() or deadline.passed():
                 raise ConnectionLost(f"guest connection lost during: {command}")
             time.sleep(0.02)
         status = channel.recv_exit_status()
@@ -219,6 +224,23 @@ class Guest:
     def get(self, remote: str, local: Path) -> None:
         with self.client.open_sftp() as sftp:
             sftp.get(remote, str(local))
+
+
+class _Deadline:
+    """A command's timeout, which `more_time` (asked once, when it has passed) may extend."""
+
+    def __init__(self, timeout: float, more_time: Callable[[], float] | None):
+        self.allowed = timeout
+        self._end = time.monotonic() + timeout
+        self._more_time = more_time
+
+    def passed(self) -> bool:
+        if time.monotonic() <= self._end:
+            return False
+        extra, self._more_time = (self._more_time() if self._more_time else 0.0), None
+        self.allowed += extra
+        self._end += extra
+        return time.monotonic() > self._end
 
 
 class _Utf8Stream:

@@ -1,5 +1,8 @@
 """What the settle step's output means for a verdict (harness.vm.settle)."""
 
+import os
+import subprocess
+
 from harness.vm import settle
 
 LEAK_REPORT = """\
@@ -29,3 +32,34 @@ def test_a_quiet_settle_is_no_splat_and_namespaces_left_are_only_reported():
 def test_a_settle_step_that_failed_is_a_failure_with_its_output():
     [found] = settle.splats(1, "settle: the netns cleanup did not run within 30 s")
     assert found.kind == "settle" and "did not run within 30 s" in found.text
+
+
+def _run_around(after: settle.After, command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", after.around(command)], capture_output=True, text=True,
+                          env={**os.environ, "SETTLE_NS_TIMEOUT": "1"}, timeout=120)
+
+
+def test_after_runs_the_settle_step_in_the_commands_shell(mptcp_kernel, tmp_path):
+    """The line keeps the command's output and exit status; the settle step's report and
+    status are in the exchange files, with the namespace the command left (and not the one
+    that was there before it)."""
+    after = settle.After(tmp_path, f"mlab-test-{os.getpid()}")
+    before, left = f"mlab-before-{os.getpid()}", f"mlab-left-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", before], check=True)
+    try:
+        done = _run_around(after, f"echo out; echo err >&2; ip netns add {left}; exit 3")
+    finally:
+        for name in (before, left):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert after.command_ended.exists()
+    status, report = after.result()
+    assert status == 0
+    assert report.strip() == f"settle: namespaces left behind: {left}"
+    assert not any(tmp_path.iterdir())  # result() removed the files
+
+
+def test_after_reports_a_settle_step_that_left_no_status_as_failed(tmp_path):
+    status, report = settle.After(tmp_path, "never-ran").result()
+    assert status != 0 and "no report" in report
+    assert settle.splats(status, report)[0].kind == "settle"
