@@ -176,9 +176,17 @@ def _write_manifest(path: Path, launched_ns: int) -> None:
     partial.replace(path)  # the host never reads half of it
 
 
-def serve(path: str, manifest: Path, launched_ns: int) -> None:
+def _preload() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
+    from _pytest.config import default_plugins  # pytest's own, which every run registers
+
+    for name in default_plugins:
+        importlib.import_module(f"_pytest.{name}")
+
+
+def serve(path: str, manifest: Path, launched_ns: int) -> None:
+    _preload()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
