@@ -303,11 +303,23 @@ def pytest_sessionstart(session):
         _kernel_log = kmsg.KernelLog()
 
 
+def pytest_sessionfinish(session):
+    """In our VM: when the last test's settle step was the last thing done, say so to the
+    command's own settle step, which then does not wait for the netns cleanup and scan for
+    leaks a second time (see guest-settle)."""
+    settled_file = os.environ.get(settle.SETTLED_ENV)
+    if _kernel_log is not None and _settled_after_last_test and settled_file:
+        Path(settled_file).touch()
+
+
 NAMESPACES_BEFORE = pytest.StashKey[list]()
+_settled_after_last_test = False
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
+    global _settled_after_last_test
+    _settled_after_last_test = False
     if _kernel_log is not None:
         _kernel_log.new_lines()  # what came between tests is the host console's business
         _kernel_log.mark(f"test start {item.nodeid}")
@@ -340,12 +352,14 @@ def collect_coverage(item) -> None:
 def judge_by_kernel(item, call, report) -> list[str]:
     """In our VM: an unexpected skip fails; at teardown, settle, and a splat or a leak fails
     the test. Returns the kernel log of the test (at teardown; empty before)."""
+    global _settled_after_last_test
     if report.skipped and not hasattr(report, "wasxfail") and EXPECTED_SKIP not in item.stash:
         report.outcome = "failed"  # in our VM every feature a test needs is there
         report.longrepr = f"unexpected skip in the VM: {skip_reason(report)}"
     if call.when != "teardown":
         return []
     leaks, settle_report = settle.settle_here(item.stash.get(NAMESPACES_BEFORE, []))
+    _settled_after_last_test = not any(leak.kind == "settle" for leak in leaks)  # it finished
     console = _kernel_log.new_lines()
     splats = oracle.find_splats(console) + leaks
     _kernel_log.mark(f"test end {item.nodeid}")

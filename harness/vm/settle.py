@@ -17,6 +17,9 @@ from pathlib import Path
 from harness.vm import oracle
 
 SCRIPT = Path(__file__).with_name("guest-settle")
+# Given to a command run with After: the file it creates once it ran the settle step after
+# its last action (the pytest plugin, after the last test), so that it is not run again.
+SETTLED_ENV = "MPTCP_LAB_SETTLED_FILE"
 TIMEOUT = 120.0  # namespaces to go (10 s), two netns cleanups, kfree_rcu drain, two scans
 NETNS_DIR = Path("/run/netns")
 
@@ -51,15 +54,19 @@ class After:
 
     def around(self, command: str, mark: str | None = None) -> str:
         """The guest shell's line: `command` (a shell line), then the settle step (which
-        writes `mark` to /dev/kmsg last)."""
-        before = f"/run/{self.name}.netns-before"
+        writes `mark` to /dev/kmsg last). The command finds in $MPTCP_LAB_SETTLED_FILE
+        where to say that it settled after its last action (see guest-settle)."""
+        before, settled = f"/run/{self.name}.netns-before", f"/run/{self.name}.settled"
         q = shlex.quote
         marking = f"--mark {q(mark)} " if mark else ""
-        return (f"ls -1 {NETNS_DIR} > {q(before)} 2>/dev/null; ({command}); status=$?; "
+        # the shell's own glob and builtins: under emulation a process start costs 0.1 s
+        listing = f'for p in {NETNS_DIR}/*; do [ -e "$p" ] && echo "${{p##*/}}"; done'
+        return (f"{listing} > {q(before)}; "
+                f"(export {SETTLED_ENV}={q(settled)}; {command}); status=$?; "
                 f": > {q(str(self.command_ended))}; "
-                f"{q(str(SCRIPT))} {marking}--before-file {q(before)} "
-                f"> {q(str(self.report))} 2>&1; echo $? > {q(str(self.status))}; "
-                f"rm -f {q(before)}; exit $status")
+                f"{q(str(SCRIPT))} {marking}--before-file {q(before)} --settled-file "
+                f"{q(settled)} > {q(str(self.report))} 2>&1; echo $? > {q(str(self.status))}; "
+                f"exit $status")
 
     def result(self) -> tuple[int, str]:
         """(the settle step's exit status, its output); the files are removed. A settle step

@@ -1,7 +1,11 @@
 """What the settle step's output means for a verdict (harness.vm.settle)."""
 
 import os
+import shutil
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from harness.vm import settle
 
@@ -34,9 +38,45 @@ def test_a_settle_step_that_failed_is_a_failure_with_its_output():
     assert found.kind == "settle" and "did not run within 30 s" in found.text
 
 
-def _run_around(after: settle.After, command: str) -> subprocess.CompletedProcess:
+def _run_around(after: settle.After, command: str, path: str | None = None
+                ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SETTLE_NS_TIMEOUT": "1", **({"PATH": path} if path else {})}
     return subprocess.run(["sh", "-c", after.around(command)], capture_output=True, text=True,
-                          env={**os.environ, "SETTLE_NS_TIMEOUT": "1"}, timeout=120)
+                          env=env, timeout=120)
+
+
+def _ip_spy(directory):
+    """A PATH whose `ip` logs its arguments, then is the real ip."""
+    real, log = shutil.which("ip"), directory / "ip.log"
+    spy = directory / "bin" / "ip"
+    spy.parent.mkdir()
+    spy.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    spy.chmod(0o755)
+    return f"{spy.parent}:{os.environ['PATH']}", log
+
+
+@pytest.mark.parametrize("command_settled", [False, True])
+def test_a_command_that_settled_after_its_last_action_is_not_settled_twice(
+        mptcp_kernel, tmp_path, command_settled):
+    """The sentinel namespaces (the netns cleanup wait) only when the command did not say,
+    through $MPTCP_LAB_SETTLED_FILE, that it ran the settle step last; a namespace it left
+    is reported either way."""
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    after = settle.After(exchange, f"mlab-test-{os.getpid()}")
+    path, log = _ip_spy(tmp_path)
+    left = f"mlab-left-{os.getpid()}"
+    says = f'; touch "${settle.SETTLED_ENV}"' if command_settled else ""
+    try:
+        done = _run_around(after, f"ip netns add {left}{says}", path)
+    finally:
+        subprocess.run(["ip", "netns", "del", left], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    status, report = after.result()
+    assert status == 0 and report.strip() == f"settle: namespaces left behind: {left}"
+    sentinels = [line for line in log.read_text().splitlines() if "-batch" in line]
+    assert len(sentinels) == (0 if command_settled else 2)
+    assert not list(Path("/run").glob(f"{after.name}.*"))
 
 
 def test_after_runs_the_settle_step_in_the_commands_shell(mptcp_kernel, tmp_path):
