@@ -39,6 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOCKET = "/run/mptcp-lab-warm.sock"
+# Bytecode of what the commands import after the preload (test modules, as pytest rewrites
+# their asserts), kept in the guest's tmpfs: the project is shared read-only, and without a
+# place to write it every run would compile them again.
+PYCACHE = "/run/mptcp-lab-pycache"
 MANIFEST = "warm.json"
 PRELOAD = ("harness.repro.guest", "harness.topology", "harness.mptcp.pm", "harness.traffic",
            "pytest", "harness.pytest_plugin")
@@ -186,7 +190,9 @@ def _preload() -> None:
 
 
 def serve(path: str, manifest: Path, launched_ns: int) -> None:
-    _preload()
+    _preload()  # with the bytecode the host wrote beside the sources
+    sys.pycache_prefix = PYCACHE  # for what the children import; invalidated by source mtime
+    sys.dont_write_bytecode = False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
