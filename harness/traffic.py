@@ -235,19 +235,21 @@ class Sender:
 
     def send(self, nbytes: int | None = None, seconds: float | None = None,
              on_progress: Callable[[int], None] | None = None,
-             rate_bit: int | None = None) -> int:
-        """Send nbytes (or for `seconds`); on_progress(total sent) runs after every chunk.
+             rate_bit: int | None = None, until: threading.Event | None = None) -> int:
+        """Send nbytes (or for `seconds`, or until the event `until` is set, from another
+        thread); on_progress(total sent) runs after every chunk.
 
         rate_bit paces the application: PACED_CHUNK writes, none ahead of that many bits per
         second since the start of this call (as fast as the socket takes them without it).
         """
-        if (nbytes is None) == (seconds is None):
-            raise TrafficError("give exactly one of nbytes or seconds")
+        if sum(limit is not None for limit in (nbytes, seconds, until)) != 1:
+            raise TrafficError("give exactly one of nbytes, seconds or until")
         start, sent = time.monotonic(), 0
         deadline = start + seconds if seconds is not None else None
         size = CHUNK if rate_bit is None else PACED_CHUNK
-        while (nbytes is None or sent < nbytes) and (deadline is None
-                                                     or time.monotonic() < deadline):
+        while ((nbytes is None or sent < nbytes)
+               and (deadline is None or time.monotonic() < deadline)
+               and (until is None or not until.is_set())):
             chunk = self._rng.randbytes(size if nbytes is None else min(size, nbytes - sent))
             self.sock.sendall(chunk)
             self._digest.update(chunk)
