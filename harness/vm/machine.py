@@ -527,7 +527,14 @@ class Vm:
         except ConnectionLost as err:
             after.discard()
             raise self._death(str(err), start) from None
-        except (CommandTimeout, KeyboardInterrupt):
+        except CommandTimeout as err:
+            ended = after.command_ended.exists()  # then it was the settle step that hung
+            after.discard()
+            if not ended:
+                raise
+            raise CommandTimeout(f"the settle step after: {command}", err.timeout, err.output,
+                                 err.kept) from None
+        except KeyboardInterrupt:
             after.discard()
             raise
         self._wait_for_marker(marker, start)
