@@ -10,8 +10,9 @@ child runs `python -m MODULE ARGS` with those descriptors, in a session of its o
 the client goes away (killed with its process group by a timeout or Ctrl-C on the host),
 the server kills the child's group.
 
-The server is single-threaded (fork and threads do not mix): one poll loop over the
-listening socket and the clients' connections; children are reaped with os.waitpid.
+The server is single-threaded (fork and threads do not mix): one select loop over the
+listening socket, the clients' connections and a pidfd per child, which becomes readable
+the moment the child exits: its status goes back at once, not at the loop's next tick.
 
 Once it listens, the server writes a manifest (MANIFEST, in the VM's exchange directory,
 which the host reads directly): its pid, the host's time when it was launched, and every
@@ -198,23 +199,30 @@ def serve(path: str, manifest: Path, launched_ns: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
-    children: dict[int, socket.socket] = {}  # pid -> its client's connection
+    children: dict[int, Child] = {}  # pid -> its client's connection and pidfd
     _write_manifest(manifest, launched_ns)
     print(f"warm: serving on {path}", flush=True)
     while True:
-        watched = [listener, *children.values()]
-        ready, _, _ = select.select(watched, [], [], 0.2)
-        for conn in ready:
-            if conn is listener:
+        watched = [listener, *(c.conn for c in children.values()),
+                   *(c.pidfd for c in children.values())]
+        ready, _, _ = select.select(watched, [], [])  # all it waits for is watched
+        for item in ready:
+            if item is listener:
                 _accept(listener, children)
-            else:  # a client closed (or wrote) before its command ended: it was killed
-                pid = next(p for p, c in children.items() if c is conn)
+            elif isinstance(item, socket.socket):  # a client closed (or wrote) before its
+                pid = next(p for p, c in children.items() if c.conn is item)  # command ended
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
         _reap(children)
 
 
-def _accept(listener: socket.socket, children: dict[int, socket.socket]) -> None:
+@dataclass(frozen=True)
+class Child:
+    conn: socket.socket  # to its client, which waits for the exit status
+    pidfd: int  # readable once the child has exited
+
+
+def _accept(listener: socket.socket, children: dict[int, Child]) -> None:
     conn, _ = listener.accept()
     try:
         request, fds = _receive(conn)
@@ -228,18 +236,19 @@ def _accept(listener: socket.socket, children: dict[int, socket.socket]) -> None
         _child(request, fds)
     for fd in fds:
         os.close(fd)
-    children[pid] = conn
+    children[pid] = Child(conn, os.pidfd_open(pid))
 
 
-def _reap(children: dict[int, socket.socket]) -> None:
+def _reap(children: dict[int, Child]) -> None:
     for pid in list(children):
         done, status = os.waitpid(pid, os.WNOHANG)
         if done == 0:
             continue
-        conn = children.pop(pid)
+        child = children.pop(pid)
+        os.close(child.pidfd)
         with contextlib.suppress(OSError):
-            conn.sendall(f"{_status_of(status)}\n".encode())
-        conn.close()
+            child.conn.sendall(f"{_status_of(status)}\n".encode())
+        child.conn.close()
 
 
 if __name__ == "__main__":
