@@ -37,7 +37,8 @@ from harness.repro.bundle import Bundle, BundleError
 from harness.repro.guest import Plan
 from harness.repro.verdict import RunResult, StepOutcome, Verdict, judge, signature
 from harness.run import CommandError, run
-from harness.vm import machine, vmcore
+from harness.vm import decode, machine, vmcore
+from harness.vm.oracle import Splat
 from harness.vm.ssh import CommandTimeout
 
 VM_NAME = "repro"
@@ -128,6 +129,19 @@ class ReproVm:
     def __init__(self, options: machine.BootOptions, cache: Path):
         self.options, self.cache = options, cache
         self.vm: machine.Vm | None = None
+        self.traces_decoded: dict[tuple[str, ...], str] = {}  # trace key -> the run with it
+
+    def decoded(self, splat: Splat, run: str) -> str:
+        """The splat with its trace decoded, unless a splat of an earlier run had the same
+        trace (the decode script takes about a second a splat, and a bug that reproduces
+        N times often splats alike N times): then a pointer to that run's decoded one."""
+        key = decode.trace_key(splat.text)
+        if key and key in self.traces_decoded:
+            return (f"{splat.text}\n(the same trace as in {self.traces_decoded[key]}: "
+                    f"decoded in its splats.txt)")
+        if key:
+            self.traces_decoded[key] = run
+        return decode.decode(splat.text, self.options.image)  # the VM may be gone
 
     def get(self) -> machine.Vm:
         if self.vm is None:
@@ -255,7 +269,7 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     result.steps = _steps(directory)
     (directory / "runner.txt").write_text(runner_text)
     (directory / "console.txt").write_text(holder.console_since(console_start))
-    _write_splats(vm, result, directory)
+    _write_splats(holder, result, directory)
     return judge(result, bundle.expect)
 
 
@@ -295,10 +309,11 @@ def _steps(directory: Path) -> list[StepOutcome]:
     return steps
 
 
-def _write_splats(vm: machine.Vm, result: RunResult, directory: Path) -> None:
+def _write_splats(holder: ReproVm, result: RunResult, directory: Path) -> None:
     if not result.splats:
         return
-    blocks = [f"### {signature(s)}\n{vm.decoded(s)}" for s in result.splats]
+    blocks = [f"### {signature(s)}\n{holder.decoded(s, directory.name)}"
+              for s in result.splats]
     (directory / "splats.txt").write_text("\n\n".join(blocks) + "\n")
 
 

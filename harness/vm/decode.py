@@ -8,12 +8,16 @@ lean normal one does not, and the script then leaves the trace as it is).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from harness.kernel.layout import build_dir_of
 from harness.run import CommandError, ToolMissing, run
 
 DECODE_TIMEOUT = 120.0
+# What the script turns into source lines: each frame's symbol+offset/size and the bytes of
+# a Code: line (disassembled).
+DECODED_PARTS = re.compile(r"[\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+|Code: [0-9a-f<>() ]+")
 
 
 def decode(text: str, image: Path) -> str:
@@ -32,3 +36,10 @@ def decode(text: str, image: Path) -> str:
     except (CommandError, ToolMissing) as err:
         return text + f"\n(not decoded: {err})"
     return result.stdout.rstrip("\n")
+
+
+def trace_key(text: str) -> tuple[str, ...]:
+    """The parts of a splat that decoding explains, in order: two splats with the same key
+    decode to the same source lines (their timestamps, PIDs and registers may differ).
+    Empty when there is nothing to decode."""
+    return tuple(part.rstrip() for part in DECODED_PARTS.findall(text))
