@@ -12,8 +12,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 NETNS_RUN_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -93,3 +97,17 @@ def entered(name: str | None) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(home)
+
+
+@contextmanager
+def rtnetlink(name: str | None) -> Iterator[IPRoute]:
+    """An rtnetlink socket (pyroute2's IPRoute) of namespace `name`, opened by the calling
+    thread from inside it. IPRoute(netns=name) forks a helper process for every socket
+    instead, which in the guest's large Python under emulation costs more than the requests
+    made over it."""
+    from pyroute2 import IPRoute
+
+    with entered(name):
+        ipr = IPRoute()
+    with ipr:
+        yield ipr

@@ -168,12 +168,10 @@ def netem(mptcp_kernel):
 @pytest.fixture
 def netns(mptcp_kernel):
     """A fresh, empty network namespace (loopback up), removed after the test."""
-    from pyroute2 import IPRoute
-
     name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-test"
     namespaces.create(name)
     try:
-        with IPRoute(netns=name) as ipr:
+        with namespaces.rtnetlink(name) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         yield name
     finally:

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2 import NetlinkError, netns
 
 from harness import PROJECT_PREFIX, interrupts, sysctl
 from harness import netns as namespaces
@@ -146,7 +146,7 @@ def _create(spec: Topology, names: dict[str, str], undo: _UndoStack) -> None:
 def _create_host(host: Host, ns: str, undo: _UndoStack) -> None:
     namespaces.create(ns)
     undo.push(f"delete namespace {ns}", lambda: namespaces.remove(ns))
-    with IPRoute(netns=ns) as ipr:
+    with namespaces.rtnetlink(ns) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
     settings = dict(host.sysctls)
     if host.forwarding:
@@ -162,11 +162,11 @@ def _create_link(link: Link, names: dict[str, str], counts: dict[str, int],
     counts[a.host] += 1
     counts[b.host] += 1
     ns_a, ns_b = names[a.host], names[b.host]
-    with IPRoute(netns=ns_a) as ipr:
+    with namespaces.rtnetlink(ns_a) as ipr:
         ipr.link("add", ifname=if_a, kind="veth", peer={"ifname": if_b, "net_ns_fd": ns_b})
     undo.push(f"delete veth {ns_a}/{if_a}", lambda: _delete_link(ns_a, if_a))
     for end, ns, ifname in ((a, ns_a, if_a), (b, ns_b, if_b)):
-        with IPRoute(netns=ns) as ipr:
+        with namespaces.rtnetlink(ns) as ipr:
             index = ipr.link_lookup(ifname=ifname)[0]
             # up first, then addresses: an IPv6 address added to a down interface answers
             # neighbour solicitations only about a second after the interface comes up
@@ -183,7 +183,7 @@ def _create_link(link: Link, names: dict[str, str], counts: dict[str, int],
 def _delete_link(ns: str, ifname: str) -> None:
     if ns not in netns.listnetns():
         return
-    with IPRoute(netns=ns) as ipr:
+    with namespaces.rtnetlink(ns) as ipr:
         indexes = ipr.link_lookup(ifname=ifname)
         if indexes:
             try:
@@ -194,7 +194,7 @@ def _delete_link(ns: str, ifname: str) -> None:
 
 
 def _add_routes(host: Host, ns: str) -> None:
-    with IPRoute(netns=ns) as ipr:
+    with namespaces.rtnetlink(ns) as ipr:
         for route in host.routes:
             family = socket.AF_INET6 if route.version == 6 else socket.AF_INET
             dst = {} if route.to == "default" else {"dst": route.to}

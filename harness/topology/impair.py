@@ -28,7 +28,7 @@ def kernel_has_netem() -> bool:
     name = f"{PROJECT_PREFIX}-{secrets.token_hex(3)}-probe"
     namespaces.create(name)
     try:
-        with IPRoute(netns=name) as ipr:
+        with namespaces.rtnetlink(name) as ipr:
             try:
                 ipr.tc("add", "netem", ipr.link_lookup(ifname="lo")[0], delay=1000)
             except NetlinkError as exc:

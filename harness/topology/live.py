@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pyroute2 import IPRoute
-
+from harness import netns as namespaces
 from harness import nft
 from harness.errors import HarnessError
 from harness.topology.model import Topology
@@ -57,7 +56,7 @@ class Topo:
 
     def tx_bytes(self, host: str, iface: str) -> int:
         """Bytes the kernel sent out of one interface of a host so far (IFLA_STATS64)."""
-        with IPRoute(netns=self.ns(host)) as ipr:
+        with namespaces.rtnetlink(self.ns(host)) as ipr:
             (link,) = ipr.get_links(ifname=iface)
             return link.get("IFLA_STATS64")["tx_bytes"]
 
