@@ -357,27 +357,44 @@ class Capture:
             self._dir.cleanup()
 
 
+class Drain:
+    """Watches captures' pcaps from the moment it is made: wait() returns once none of them
+    has grown for DRAIN_QUIET. tcpdump drops what it has not read yet when it is
+    terminated, and on a busy machine it may not have run since the last packet (the host's
+    CI lost the closing RST of a test that way). Made before other work (a last snapshot),
+    the watch runs during that work, and wait() may return at once."""
+
+    def __init__(self, captures: Sequence[Capture]):
+        self.captures = list(captures)
+        self.sizes = self._sizes()
+        self.quiet_since = time.monotonic()
+
+    def _sizes(self) -> dict[Path, int]:
+        return {c.path: c.path.stat().st_size if c.path.exists() else 0
+                for c in self.captures if c.running}
+
+    def wait(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(capture.running for capture in self.captures):
+                return
+            sizes, now = self._sizes(), time.monotonic()
+            if sizes != self.sizes:
+                self.sizes, self.quiet_since = sizes, now
+            elif now - self.quiet_since >= DRAIN_QUIET:
+                return
+            time.sleep(DRAIN_POLL)
+
+
 def wait_drained(captures: Sequence[Capture]) -> None:
-    """Wait until none of the captures' pcaps has grown for DRAIN_QUIET: tcpdump drops what
-    it has not read yet when it is terminated, and on a busy machine it may not have run
-    since the last packet (the host's CI lost the closing RST of a test that way). One wait
-    for all of them, not one after the other."""
-    deadline, sizes, quiet_since = time.monotonic() + DRAIN_TIMEOUT, {}, time.monotonic()
-    while time.monotonic() < deadline:
-        live = [capture for capture in captures if capture.running]
-        if not live:
-            return
-        now_sizes = {c.path: c.path.stat().st_size if c.path.exists() else 0 for c in live}
-        now = time.monotonic()
-        if now_sizes != sizes:
-            sizes, quiet_since = now_sizes, now
-        elif now - quiet_since >= DRAIN_QUIET:
-            return
-        time.sleep(DRAIN_POLL)
+    """Wait until none of the captures' pcaps has grown for DRAIN_QUIET (see Drain): one
+    wait for all of them, not one after the other."""
+    Drain(captures).wait()
 
 
-def stop_all(captures: Sequence[Capture]) -> None:
-    """Stop several captures once they are drained (see wait_drained)."""
-    wait_drained(captures)
+def stop_all(captures: Sequence[Capture], drain: Drain | None = None) -> None:
+    """Stop several captures once they are drained: by `drain` if one watches them
+    already, else by a watch that starts now (see Drain)."""
+    (drain or Drain(captures)).wait()
     for capture in captures:
         capture.stop(drain=False)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import interrupts, topology
-from harness.capture import Capture, stop_all
+from harness.capture import Capture, Drain, stop_all
 from harness.mptcp import mib
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
@@ -233,11 +233,12 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
         for _name, capture in captures:  # all started first, so that they start in parallel
             capture.start()
             stack.callback(capture.close)
+        phases.done("captures")
+        before = _snapshot(topo, out, "before")  # while tcpdump starts: nothing is sent yet
+        phases.done("snapshots")
         for _name, capture in captures:
             capture.wait_ready()
         phases.done("captures")
-        before = _snapshot(topo, out, "before")
-        phases.done("snapshots")
         runner = Runner(plan, topo)
         results: list[StepResult] = []
         failed = False  # after a foreground step fails, the later ones are not run
@@ -250,10 +251,11 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
             phases.done("steps")
             runner.stop_background()
             phases.done("stop-background")
+            drain = Drain([capture for _name, capture in captures])  # watched meanwhile
             after = _snapshot(topo, out, "after")
             (out / "mib-delta.txt").write_text(_mib_delta(before, after))
             phases.done("snapshots")
-            stop_all([capture for _name, capture in captures])
+            stop_all(drain.captures, drain)
             for name, capture in captures:
                 if capture.path.exists():
                     shutil.copyfile(capture.path, out / f"{name}.pcap")

@@ -2,31 +2,59 @@
 went on each link before the stop is in its pcap, and no tcpdump is left running."""
 
 from harness import traffic
-from harness.capture import Capture, read_pcap, stop_all
+from harness.capture import Capture, Drain, read_pcap, stop_all
 from harness.evidence import link_capture_points
 from harness.topology import load_named
 
 
-def test_stop_all_keeps_what_each_link_carried_until_the_stop(mptcp_kernel, topology, tmp_path):
-    topo = topology(load_named("two-paths"))
+def _captures_of(topo, tmp_path) -> list[Capture]:
     captures = [Capture(ns, iface, path=tmp_path / f"{host}-{iface}.pcap")
                 for host, ns, iface in link_capture_points(topo)]
-    try:
-        for capture in captures:
-            capture.start()
-        for capture in captures:
-            capture.wait_ready()
-        for address in topo.addresses("server", 4):  # a connection to each server address
-            result = traffic.transfer(topo.ns("client"), topo.ns("server"), address,
-                                      nbytes=1000, proto="tcp")
-            assert result.intact
-        stop_all(captures)
-        assert not any(capture.running for capture in captures)
-    finally:
-        for capture in captures:
-            capture.close()
+    for capture in captures:
+        capture.start()
+    for capture in captures:
+        capture.wait_ready()
+    return captures
+
+
+def _connect_to_each_server_address(topo) -> None:
+    for address in topo.addresses("server", 4):
+        result = traffic.transfer(topo.ns("client"), topo.ns("server"), address,
+                                  nbytes=1000, proto="tcp")
+        assert result.intact
+
+
+def _assert_each_pcap_has_the_whole_connection(captures: list[Capture]) -> None:
     for capture in captures:
         segments = read_pcap(capture.path)
         assert any(s.is_syn for s in segments), f"no SYN in {capture.path.name}"
         last = segments[-3:]
         assert any("F" in s.flags for s in last), f"no FIN at the end of {capture.path.name}"
+
+
+def test_stop_all_keeps_what_each_link_carried_until_the_stop(mptcp_kernel, topology, tmp_path):
+    topo = topology(load_named("two-paths"))
+    captures = _captures_of(topo, tmp_path)
+    try:
+        _connect_to_each_server_address(topo)
+        stop_all(captures)
+        assert not any(capture.running for capture in captures)
+    finally:
+        for capture in captures:
+            capture.close()
+    _assert_each_pcap_has_the_whole_connection(captures)
+
+
+def test_a_drain_watching_since_before_the_traffic_still_waits_for_its_end(
+        mptcp_kernel, topology, tmp_path):
+    topo = topology(load_named("two-paths"))
+    captures = _captures_of(topo, tmp_path)
+    try:
+        drain = Drain(captures)  # the pcaps' sizes now are stale once the traffic ran
+        _connect_to_each_server_address(topo)
+        stop_all(captures, drain)
+        assert not any(capture.running for capture in captures)
+    finally:
+        for capture in captures:
+            capture.close()
+    _assert_each_pcap_has_the_whole_connection(captures)
