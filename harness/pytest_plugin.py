@@ -284,6 +284,36 @@ def output_text(reports: list) -> str:
     return "".join(parts)
 
 
+# ---- collection looks only where it was pointed ----
+@pytest.hookimpl(tryfirst=True)
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """An entry outside every path named on the command line is not looked at. To collect
+    tests/mptcp/test_x.py, pytest lists the root, tests/ and tests/mptcp/, and checks every
+    entry of each (is it a virtualenv, does its name match) only to drop all but the one:
+    in our VM, over 9p under emulation, those few hundred stat calls cost about half a
+    second a run. Without paths on the command line (testpaths) or with a name that is
+    not a path (--pyargs), collection is left as pytest does it."""
+    given = _paths_given(config)
+    if not given:
+        return None
+    inside = any(path == collection_path or path in collection_path.parents for path in given)
+    return None if inside else True
+
+
+PATHS_GIVEN = pytest.StashKey[list]()
+
+
+def _paths_given(config) -> list[Path]:
+    if PATHS_GIVEN not in config.stash:
+        paths = []
+        if config.args_source == pytest.Config.ArgsSource.ARGS:
+            invoked = config.invocation_params.dir
+            paths = [Path(os.path.abspath(invoked / arg.split("::", 1)[0]))
+                     for arg in config.args]
+        config.stash[PATHS_GIVEN] = paths if all(path.exists() for path in paths) else []
+    return config.stash[PATHS_GIVEN]
+
+
 # ---- the kernel-health oracle, per test, when the tests run inside our VM ----
 _kernel_log = None
 

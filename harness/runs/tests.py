@@ -20,7 +20,7 @@ from harness.testrun import PYTEST_NO_TESTS, Outcome, count_results, pytest_argv
 from harness.vm.kmsg import BUILD_RECORD_ENV, GUEST_ENV
 
 GUEST_TEST_TIMEOUT = 3600.0
-PLUGIN = "harness.pytest_plugin"
+GUEST_PYTEST = "harness.runs.guest_pytest"  # pytest with our plugin registered
 
 
 def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
@@ -36,18 +36,18 @@ def run_pytest_in_vm(vm, paths: list[Path], keyword: str | None = None,
     written = vm.exchange_dir / "evidence"
     shutil.rmtree(written, ignore_errors=True)
     selected = files_selected(paths, keyword, vm.cache) if keyword else paths
-    python, _m, module, *args = pytest_argv(selected, keyword, guest_junit,
-                                            ("-p", "no:cacheprovider", "-p", PLUGIN, "-W",
-                                             "ignore::pytest.PytestAssertRewriteWarning"))
+    _python, _m, _pytest, *args = pytest_argv(selected, keyword, guest_junit,
+                                              ("-p", "no:cacheprovider", "-W",
+                                               "ignore::pytest.PytestAssertRewriteWarning"))
     record = vm.build_record_path()
     env = {GUEST_ENV: "1", "PYTHONDONTWRITEBYTECODE": "1",
-           # ours, named, instead of a scan of every installed package's entry points (over
-           # 9p, under emulation)
+           # ours is registered by GUEST_PYTEST, without a look at every installed
+           # package's entry points (over 9p, under emulation)
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
            **({BUILD_RECORD_ENV: str(record)} if record else {}),
            **evidence.pytest_env(written, keep_passing),
            **(counters.env() if counters else {})}
-    report = vm.run_module(module, args, GUEST_TEST_TIMEOUT * vm.slowdown, output=_echo,
+    report = vm.run_module(GUEST_PYTEST, args, GUEST_TEST_TIMEOUT * vm.slowdown, output=_echo,
                            cwd=PROJECT_ROOT, env=env, keep_on_hang=keep_on_hang)
     code = report.returncode
     if code == PYTEST_NO_TESTS:

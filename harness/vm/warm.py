@@ -46,7 +46,8 @@ SOCKET = "/run/mptcp-lab-warm.sock"
 PYCACHE = "/run/mptcp-lab-pycache"
 MANIFEST = "warm.json"
 PRELOAD = ("harness.repro.guest", "harness.topology", "harness.mptcp.pm", "harness.traffic",
-           "pytest", "harness.pytest_plugin")
+           "pytest", "harness.pytest_plugin",
+           "pdb", "readline")  # what pytest's debugging and capture plugins import at start
 MAX_REQUEST = 1 << 20
 
 # The client, run by the guest's own python3 with -S -E: only the standard library, and
