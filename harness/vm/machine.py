@@ -551,9 +551,18 @@ class Vm:
         """`python -m module args` in the guest, forked from its warm Python (see warm.py):
         the project's imports are paid once per boot, not once per command."""
         self._ensure_warm()
-        return self.run(warm.client_argv(sys.executable, module, [str(a) for a in args]),
-                        timeout, output, cwd=cwd or PROJECT_ROOT, env=env,
+        argv = warm.client_argv(sys.executable, module, [str(a) for a in args],
+                                client=self._warm_client())
+        return self.run(argv, timeout, output, cwd=cwd or PROJECT_ROOT, env=env,
                         keep_on_hang=keep_on_hang)
+
+    def _warm_client(self) -> Path:
+        """The compiled client, in the exchange directory (the guest runs it from there)."""
+        compiled = warm.compiled_client(self.cache / "tools")
+        client = self.exchange_dir / compiled.name
+        if not client.exists():
+            shutil.copy2(compiled, client)
+        return client
 
     def _ensure_warm(self) -> None:
         """Start the guest's warm Python unless its manifest says it serves, with modules

@@ -20,11 +20,17 @@ file it imported. The host checks it before each command instead of asking the g
 when a file changed after the launch (a test helper edited while the VM is up), the
 server's modules are stale and the host starts a new server. A client that finds no
 server runs the command in a Python of its own: slower, never wrong.
+
+The client is a small C program (warm_client.c, compiled on the host once per version of
+its source and copied into the VM's exchange directory), as even `python3 -S -E` takes a
+few tenths of a second to start in the guest. CLIENT below is the same client in Python;
+the tests run both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -73,11 +79,34 @@ sys.exit(int(reply))
 """
 
 
-def client_argv(python: str, module: str, args: list[str], socket_path: str = SOCKET
-                ) -> list[str]:
+CLIENT_SOURCE = Path(__file__).with_name("warm_client.c")
+CLIENT_BINARY = "warm-client"  # and the digest of its source
+COMPILE_TIMEOUT = 120.0
+
+
+def client_argv(python: str, module: str, args: list[str], socket_path: str = SOCKET,
+                client: Path | None = None) -> list[str]:
     """`python -m module args` as run by the warm server, in the client's directory and
-    environment (by `python` itself when no server answers)."""
+    environment (by `python` itself when no server answers); by the compiled `client`, or
+    else by the Python one."""
+    if client is not None:
+        return [str(client), socket_path, python, module, *args]
     return ["python3", "-S", "-E", "-c", CLIENT, socket_path, python, module, *args]
+
+
+def compiled_client(tools_dir: Path) -> Path:
+    """The C client compiled from its current source, in tools_dir (made once per version)."""
+    from harness.run import run
+
+    digest = hashlib.sha256(CLIENT_SOURCE.read_bytes()).hexdigest()[:12]
+    binary = tools_dir / f"{CLIENT_BINARY}-{digest}"
+    if not binary.exists():
+        tools_dir.mkdir(parents=True, exist_ok=True)
+        partial = binary.with_name(f"{binary.name}.{os.getpid()}.partial")
+        run(["gcc", "-O2", "-Wall", "-o", str(partial), str(CLIENT_SOURCE)],
+            timeout=COMPILE_TIMEOUT)
+        partial.replace(binary)
+    return binary
 
 
 def server_argv(python: str, manifest: Path, socket_path: str = SOCKET) -> list[str]:

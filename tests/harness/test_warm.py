@@ -20,13 +20,26 @@ import os, sys
 print("ran", os.getpid(), sys.argv[1:], os.environ.get("WARM_TEST", ""), sep="|")
 sys.exit(int(sys.argv[1]))
 """
+# What the command writes: the bytes of its arguments, of one variable and of its directory
+BYTES_MODULE = """\
+import os, sys
+sys.stdout.buffer.write(repr([os.fsencode(a) for a in sys.argv[1:]]
+                             + [os.environb[b"WARM_BYTES"], os.getcwdb()]).encode())
+"""
 SERVER_START_TIMEOUT = 60.0
 
 
-def run_client(socket_path: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    argv = warm.client_argv(sys.executable, "probe", list(args), str(socket_path))
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "WARM_TEST": "from the client"})
+@pytest.fixture(params=["python", "c"])
+def client(request, tmp_path) -> Path | None:
+    """The client under test: the Python one (None) or the compiled C one."""
+    return None if request.param == "python" else warm.compiled_client(tmp_path / "tools")
+
+
+def run_client(socket_path: Path, cwd: Path, *args: str, client: Path | None = None,
+               module: str = "probe", env: dict | None = None) -> subprocess.CompletedProcess:
+    argv = warm.client_argv(sys.executable, module, list(args), str(socket_path), client)
+    return subprocess.run(argv, cwd=cwd, capture_output=True, timeout=60,
+                          env=env or {**os.environ, "WARM_TEST": "from the client"})
 
 
 @pytest.fixture
@@ -55,19 +68,37 @@ def server(tmp_path):
 
 
 def test_the_server_forks_the_command_with_the_clients_streams_status_and_environment(
-        server, probe_dir):
+        server, probe_dir, client):
     socket_path, _manifest, server_pid = server
-    done = run_client(socket_path, probe_dir, "3", "x")
+    done = run_client(socket_path, probe_dir, "3", "x", client=client)
     assert done.returncode == 3, done.stderr
-    word, pid, args, env = done.stdout.split("|")
+    word, pid, args, env = done.stdout.decode().split("|")
     assert word == "ran" and int(pid) != server_pid
     assert args == "['3', 'x']" and env.strip() == "from the client"
 
 
-def test_without_a_server_the_client_runs_the_command_itself(probe_dir, tmp_path):
-    done = run_client(tmp_path / "no-server.sock", probe_dir, "4")
+def test_without_a_server_the_client_runs_the_command_itself(probe_dir, tmp_path, client):
+    done = run_client(tmp_path / "no-server.sock", probe_dir, "4", client=client)
     assert done.returncode == 4, done.stderr
-    assert done.stdout.startswith("ran|") and "from the client" in done.stdout
+    assert done.stdout.startswith(b"ran|") and b"from the client" in done.stdout
+
+
+def test_arguments_variables_and_directory_reach_the_command_byte_for_byte(
+        server, tmp_path, client):
+    """UTF-8 as it is, and bytes that are not UTF-8 at all, quotes, backslashes and control
+    characters: what the command sees is what the client was given."""
+    socket_path, _manifest, _pid = server
+    odd = os.fsdecode(b"caf\xc3\xa9 \xff\xed\xa0\x80 \"q\" back\\slash tab\t")
+    workdir = tmp_path / os.fsdecode(b"dir-\xe9")
+    workdir.mkdir()
+    (workdir / "probe_bytes.py").write_text(BYTES_MODULE)
+    env = {**os.environ, "WARM_BYTES": odd}
+    done = run_client(socket_path, workdir, odd, "\u00e9t\u00e9", "",
+                      client=client, module="probe_bytes", env=env)
+    assert done.returncode == 0, done.stderr
+    expected = [os.fsencode(odd), "\u00e9t\u00e9".encode(), b"", os.fsencode(odd),
+                os.fsencode(str(workdir))]
+    assert done.stdout.decode() == repr(expected)
 
 
 def test_the_manifest_names_what_the_server_imported_and_nothing_changed_since(server):
