@@ -1,4 +1,8 @@
+import os
 import socket
+import subprocess
+
+import pytest
 
 from harness import netns
 
@@ -14,3 +18,17 @@ def test_created_here_tracks_this_process_only(mptcp_kernel):
     finally:
         netns.remove(name)
     assert name not in netns.created_here() and not netns.exists(name)
+
+
+def test_a_namespace_is_new_bound_where_ip_finds_it_and_named_when_taken(mptcp_kernel):
+    name = "mlab-netns-unit-new"
+    netns.create(name)
+    try:
+        assert os.stat(netns.ns_path(name)).st_ino != os.stat("/proc/self/ns/net").st_ino
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+        assert name in listed.stdout.split()
+        with pytest.raises(netns.NamespaceError, match="exists already"):
+            netns.create(name)
+    finally:
+        netns.remove(name)
+    assert not netns.exists(name)
