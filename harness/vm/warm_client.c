@@ -177,6 +177,7 @@ int main(int argc, char **argv)
 		perror("warm-client: send");
 		return 1;
 	}
+	free(text);
 	while (got < sizeof(reply) - 1) {
 		ssize_t n = read(sock, reply + got, sizeof(reply) - 1 - got);
 
