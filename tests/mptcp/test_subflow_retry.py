@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import pytest
 
 from harness import nft, sysctl, traffic
-from harness.mptcp.sockets import tcp_info_by_local_address
+from harness.mptcp.mib import snapshot as mib_snapshot
+from harness.mptcp.sockets import subflow_addrs, tcp_info_by_local_address
 from harness.run import run
 from harness.sysctl import SysctlError
 from harness.wait import WaitTimeout, wait_until
@@ -44,8 +45,11 @@ OFF_WATCH_S = 6.0  # with retries off, no join may come in this long after the p
 DATA_ON_REJOIN = 256 * 1024  # bytes the new subflow must carry
 FIRST_DATA = 1000  # bytes acknowledged on the new subflow: it carries data (the SYN counts 1)
 NFT_TABLE = "mlabretry"
-RESET_AT_SERVER = ('chain in { type filter hook input priority 0; '
-                   'iifname "eth1" meta l4proto tcp reject with tcp reset; }')
+# the eth1 subflow's segments, by its client port: a retry (a new port) passes, so that how
+# long the rule's removal takes does not decide how many retries meet it
+RESET_AT_SERVER = ('chain in {{ type filter hook input priority 0; '
+                   'iifname "eth1" tcp sport {port} reject with tcp reset; }}')
+RETRY_MEETS_DOWN_S = 10.0  # the first retry is RETRY_TIMEOUT_S after the subflow closed
 HOLE = ('chain in { type filter hook prerouting priority -300; iifname "eth1" drop; }\n'
         'chain out { type filter hook output priority -300; oifname "eth1" drop; }')
 
@@ -208,10 +212,16 @@ def test_a_subflow_whose_interface_went_down_joins_again_once_it_is_up(topology,
     carries data; every byte arrives. The server keeps its end of the dead subflow, as in
     the black-hole test: it takes SERVER_SUBFLOWS."""
     def down_then_up(topo, live) -> float:
-        with interface_down(topo.ns("client"), "eth1"):
+        client = topo.ns("client")
+        before = mib_snapshot(client)
+        with interface_down(client, "eth1"):
             wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
                        "the subflow on the downed eth1 to time out")
-            time.sleep(HOLE_AFTER_DEATH_S)  # a retry meets the downed interface
+            # up again once a retry met the downed interface, not after a fixed time: on a
+            # slow kernel that time could take every retry
+            wait_until(lambda: before.delta(mib_snapshot(client)).get(
+                "MPJoinSynTxConnectErr", 0) >= 1, RETRY_MEETS_DOWN_S,
+                "a retry to meet the downed eth1")
         return time.monotonic()
 
     rejoined, moved = rejoin_after(topology, pm, mib, down_then_up)
@@ -223,12 +233,14 @@ def test_a_subflow_whose_interface_went_down_joins_again_once_it_is_up(topology,
 
 def test_a_subflow_reset_by_the_path_joins_again(topology, pm, mib):
     """The path resets the client's eth1 subflow (nftables at the server answers what
-    arrives on its eth1 with a TCP reset, as a firewall or NAT that lost its state would),
-    then lets traffic through again: a retry joins within REJOIN_BOUND_S of the reset and
-    carries data; every byte arrives. The server's own end of the subflow never saw the
+    arrives from that subflow with a TCP reset, as a firewall or NAT that lost its state
+    would): its first retry, from another port, joins within REJOIN_BOUND_S of the reset
+    and carries data; every byte arrives. The server's own end of the subflow never saw the
     reset and lingers, as in the black-hole test: it takes SERVER_SUBFLOWS."""
     def reset_by_the_path(topo, live) -> float:
-        with nft.table(topo.ns("server"), NFT_TABLE, RESET_AT_SERVER):
+        (port,) = [a.local[1] for a in subflow_addrs(live.sock)
+                   if a.local and a.local[0] == JOIN_ADDR]
+        with nft.table(topo.ns("server"), NFT_TABLE, RESET_AT_SERVER.format(port=port)):
             wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
                        "the subflow on eth1 to be reset")
         return time.monotonic()
