@@ -9,6 +9,7 @@ sock_diag (`ss`). Our series' own options (TCP_MAXSEG, IP_TTL, ...) are in test_
 """
 
 import socket
+import subprocess
 import time
 from contextlib import contextmanager
 
@@ -17,7 +18,7 @@ import pytest
 from harness import nft, sysctl, traffic
 from harness.mptcp.sockets import subflow_addrs, wait_subflows
 from harness.mptcp.ss import tcp_sockets
-from harness.run import run
+from harness.run import netns_argv, run
 from harness.topology import load_named, with_link_impairment
 from harness.wait import wait_until
 
@@ -173,12 +174,32 @@ def set_keepalive(sock):
     sock.setsockopt(socket.SOL_TCP, socket.TCP_KEEPCNT, KEEPCNT)
 
 
-def deafen(ns):
-    """Drop every TCP segment that reaches namespace ns: keepalive probes go unanswered."""
-    run(["nft", "-f", "-"], ns=ns, input=(
-        "table inet mlab_deaf {\n"
-        "  chain input { type filter hook input priority 0; policy accept;\n"
-        "    meta l4proto tcp drop\n  }\n}\n"))
+DEAF_RULES = ("table inet mlab_deaf {\n"
+              "  chain input { type filter hook input priority 0; policy accept;\n"
+              "    meta l4proto tcp drop\n  }\n}\n")
+
+
+@contextmanager
+def deafener(ns):
+    """A function that makes namespace ns drop every TCP segment that reaches it (keepalive
+    probes go unanswered) at once: `nft -f -` is started here and given the rules, and
+    applies them when its input closes. Its start (about a second on the debug kernel,
+    as long as KEEPIDLE) is then paid before the idle time begins, not within it."""
+    nft_process = subprocess.Popen(netns_argv(["nft", "-f", "-"], ns), stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        nft_process.stdin.write(DEAF_RULES)
+        nft_process.stdin.flush()
+
+        def deafen() -> None:
+            output, _ = nft_process.communicate(timeout=60)
+            assert nft_process.returncode == 0, f"nft: {output}"
+
+        yield deafen
+    finally:
+        if nft_process.poll() is None:
+            nft_process.kill()
+            nft_process.wait()
 
 
 def probes_and_reset(segments, client_addrs, since):
@@ -202,13 +223,14 @@ def test_keepalive_probes_every_idle_subflow_at_the_interval(topology, pm, captu
     topo = topology("two-paths")
     client, caps = topo.ns("client"), [capture(topo.ns("client"), i) for i in IFACES]
     client_addrs, server_addrs = set(topo.addresses("client")), set(topo.addresses("server"))
-    with set_then_join(topo, pm, set_keepalive) as live:
+    with set_then_join(topo, pm, set_keepalive) as live, deafener(client) as deafen:
         live.sender.send(nbytes=256 * 1024)
         traffic.wait_all_acked(live.sock)
         # a subflow whose TCP ack trails the DATA_ACK would retransmit, not probe, once deaf
         traffic.wait_subflows_acked(live.sock)
-        before, deaf_since = mib(client), time.time()
-        deafen(client)
+        deaf_since = time.time()
+        deafen()
+        before = mib(client)  # the RSTs come KEEPIDLE + KEEPCNT * KEEPINTVL later
         wait_until(lambda: before.delta(mib(client), group="Tcp").get("OutRsts", 0) >= 2,
                    KEEPIDLE + (KEEPCNT + 1) * KEEPINTVL + 5, "both subflows to time out")
     for iface, cap in zip(IFACES, caps, strict=True):
