@@ -9,16 +9,16 @@ sock_diag (`ss`). Our series' own options (TCP_MAXSEG, IP_TTL, ...) are in test_
 """
 
 import socket
-import subprocess
 import time
 from contextlib import contextmanager
 
 import pytest
 
+from harness import netns as namespaces
 from harness import nft, sysctl, traffic
 from harness.mptcp.sockets import subflow_addrs, wait_subflows
 from harness.mptcp.ss import tcp_sockets
-from harness.run import netns_argv, run
+from harness.run import run
 from harness.topology import load_named, with_link_impairment
 from harness.wait import wait_until
 
@@ -174,38 +174,30 @@ def set_keepalive(sock):
     sock.setsockopt(socket.SOL_TCP, socket.TCP_KEEPCNT, KEEPCNT)
 
 
-DEAF_RULES = ("table inet mlab_deaf {\n"
-              "  chain input { type filter hook input priority 0; policy accept;\n"
-              "    meta l4proto tcp drop\n  }\n}\n")
+NOWHERE = "02:00:00:00:00:01"  # a MAC address that no interface of the topology has
+NUD_PERMANENT = 0x80
 
 
-@contextmanager
-def deafener(ns):
-    """A function that makes namespace ns drop every TCP segment that reaches it (keepalive
-    probes go unanswered) at once: `nft -f -` is started here and given the rules, and
-    applies them when its input closes. Its start (about a second on the debug kernel,
-    as long as KEEPIDLE) is then paid before the idle time begins, not within it."""
-    nft_process = subprocess.Popen(netns_argv(["nft", "-f", "-"], ns), stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        nft_process.stdin.write(DEAF_RULES)
-        nft_process.stdin.flush()
-
-        def deafen() -> None:
-            output, _ = nft_process.communicate(timeout=60)
-            assert nft_process.returncode == 0, f"nft: {output}"
-
-        yield deafen
-    finally:
-        if nft_process.poll() is None:
-            nft_process.kill()
-            nft_process.wait()
+def deafen(topo) -> None:
+    """The client hears nothing from the server any more: its frames to any of the
+    server's addresses, out of any of its interfaces (the join reaches the server's first
+    address through eth1), go to a MAC address nobody has (permanent neighbour entries),
+    so the server never gets its keepalive probes and never answers. Set over rtnetlink
+    from this process, it takes effect within milliseconds; nft, a process to start, took
+    about a second on the debug kernel, as long as KEEPIDLE, and the first probe was
+    answered."""
+    with namespaces.rtnetlink(topo.ns("client")) as ipr:
+        for iface in IFACES:
+            index = ipr.link_lookup(ifname=iface)[0]
+            for address in topo.addresses("server"):
+                ipr.neigh("replace", dst=address, lladdr=NOWHERE, ifindex=index,
+                          state=NUD_PERMANENT)
 
 
-def probes_and_reset(segments, client_addrs, since):
+def probes_and_reset(segments, client_addrs, since, until):
     """Times of the client's empty ACKs (keepalive probes: nothing else is sent by an idle
-    subflow that hears nothing) and of its RST, after `since`."""
-    sent = [s for s in segments if s.src in client_addrs and s.time >= since]
+    subflow that hears nothing) and of its RST, between `since` and `until`."""
+    sent = [s for s in segments if s.src in client_addrs and since <= s.time <= until]
     probes = [s.time for s in sent if s.flags == "A" and not s.payload_len]
     resets = [s.time for s in sent if "R" in s.flags]
     return probes, resets
@@ -223,20 +215,21 @@ def test_keepalive_probes_every_idle_subflow_at_the_interval(topology, pm, captu
     topo = topology("two-paths")
     client, caps = topo.ns("client"), [capture(topo.ns("client"), i) for i in IFACES]
     client_addrs, server_addrs = set(topo.addresses("client")), set(topo.addresses("server"))
-    with set_then_join(topo, pm, set_keepalive) as live, deafener(client) as deafen:
+    with set_then_join(topo, pm, set_keepalive) as live:
         live.sender.send(nbytes=256 * 1024)
         traffic.wait_all_acked(live.sock)
         # a subflow whose TCP ack trails the DATA_ACK would retransmit, not probe, once deaf
         traffic.wait_subflows_acked(live.sock)
         deaf_since = time.time()
-        deafen()
+        deafen(topo)
         before = mib(client)  # the RSTs come KEEPIDLE + KEEPCNT * KEEPINTVL later
         wait_until(lambda: before.delta(mib(client), group="Tcp").get("OutRsts", 0) >= 2,
                    KEEPIDLE + (KEEPCNT + 1) * KEEPINTVL + 5, "both subflows to time out")
+        timed_out = time.time()  # the connection's close, which the server hears, follows
     for iface, cap in zip(IFACES, caps, strict=True):
         cap.stop()
         segments = cap.segments()
-        probes, resets = probes_and_reset(segments, client_addrs, deaf_since)
+        probes, resets = probes_and_reset(segments, client_addrs, deaf_since, timed_out)
         last_rx = max(s.time for s in segments if s.src in server_addrs and s.time < deaf_since)
         assert len(probes) == KEEPCNT and len(resets) == 1, f"{iface}: {probes} {resets}"
         gaps = [b - a for a, b in zip(probes, probes[1:] + resets, strict=True)]
