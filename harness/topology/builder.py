@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
-from pyroute2 import NetlinkError, netns
+from pyroute2 import NetlinkError
 
 from harness import PROJECT_PREFIX, interrupts, sysctl
 from harness import netns as namespaces
@@ -82,11 +82,10 @@ def _bring_up(spec: Topology, prefix: str) -> tuple[Topo, _UndoStack]:
 
 def teardown_namespaces(names: list[str]) -> list[str]:
     """Delete exactly the namespaces named (those that still exist); return the deleted ones."""
-    existing = set(netns.listnetns())
     deleted = []
     for name in names:
-        if name in existing:
-            netns.remove(name)
+        if namespaces.exists(name):
+            namespaces.remove(name)
             deleted.append(name)
     return deleted
 
@@ -181,7 +180,7 @@ def _create_link(link: Link, names: dict[str, str], counts: dict[str, int],
 
 
 def _delete_link(ns: str, ifname: str) -> None:
-    if ns not in netns.listnetns():
+    if not namespaces.exists(ns):
         return
     with namespaces.rtnetlink(ns) as ipr:
         indexes = ipr.link_lookup(ifname=ifname)

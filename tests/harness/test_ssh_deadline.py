@@ -2,24 +2,26 @@
 
 import time
 
+import pytest
+
 from harness.vm.ssh import _Deadline
 
 
 def test_a_deadline_without_more_time_passes_at_its_timeout():
-    deadline = _Deadline(0.05, None)
+    deadline = _Deadline(0.3, None)
     assert not deadline.passed()
-    time.sleep(0.06)
-    assert deadline.passed() and deadline.allowed == 0.05
+    time.sleep(0.35)
+    assert deadline.passed() and deadline.allowed == 0.3
 
 
 def test_more_time_is_asked_once_when_the_timeout_has_passed():
     asked = []
-    deadline = _Deadline(0.05, lambda: asked.append(1) or 0.2)
+    deadline = _Deadline(0.3, lambda: asked.append(1) or 0.6)
     assert not deadline.passed() and asked == []
-    time.sleep(0.06)
+    time.sleep(0.35)
     assert not deadline.passed() and asked == [1]
-    assert deadline.allowed == 0.25
-    time.sleep(0.2)
+    assert deadline.allowed == pytest.approx(0.9)
+    time.sleep(0.6)
     assert deadline.passed() and asked == [1]
 
 
