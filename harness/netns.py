@@ -11,7 +11,7 @@ import ctypes
 import errno
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +61,27 @@ def create(name: str) -> None:
         path.unlink(missing_ok=True)
         raise NamespaceError(f"cannot create network namespace '{name}': {failure[0]}")
     _created_here.add(name)
+
+
+def in_new_namespace(body: Callable[[], None]) -> None:
+    """Run `body` in a thread of its own inside a new, unnamed network namespace. Nothing
+    holds the namespace once the thread has ended, so the kernel then destroys it (its
+    cleanup is deferred to the netns workqueue). Exceptions of `body` are raised here."""
+    failure: list[BaseException] = []
+
+    def thread() -> None:
+        try:
+            if _libc.unshare(CLONE_NEWNET) != 0:
+                raise NamespaceError(f"unshare: {os.strerror(ctypes.get_errno())}")
+            body()
+        except BaseException as err:  # noqa: BLE001 - handed to the calling thread
+            failure.append(err)
+
+    runner = threading.Thread(target=thread, name="in a new netns")
+    runner.start()
+    runner.join()
+    if failure:
+        raise failure[0]
 
 
 def _share_run_dir() -> None:

@@ -386,8 +386,9 @@ def judge_by_kernel(item, call, report) -> list[str]:
         report.longrepr = f"unexpected skip in the VM: {skip_reason(report)}"
     if call.when != "teardown":
         return []
-    leaks, settle_report = settle.settle_here(item.stash.get(NAMESPACES_BEFORE, []))
-    _settled_after_last_test = not any(leak.kind == "settle" for leak in leaks)  # it finished
+    settle_status, settle_report = settle.settle_here(item.stash.get(NAMESPACES_BEFORE, []))
+    leaks = settle.splats(settle_status, settle_report)
+    _settled_after_last_test = settle_status == 0  # it finished
     console = _kernel_log.new_lines()
     splats = oracle.find_splats(console) + leaks
     _kernel_log.mark(f"test end {item.nodeid}")

@@ -4,7 +4,8 @@ The host writes the plan (the bundle directory, the run's output directory in th
 exchange directory, compiled C programs, the installed selftests) and reads back what this
 writes there: `steps.json` (status, duration, whether cut, per step), each step's output,
 `phases.json` (seconds spent in each phase: topology, captures, snapshots, steps,
-stop-background, teardown),
+stop-background, teardown, settle), `settle.json` (the settle step, run here after the
+topology is removed),
 `mib-before.json`/`mib-after.json` and `mib-delta.txt`, `ss-before.txt`/`ss-after.txt`,
 and a pcap per link of the topology. The topology is built fresh and removed at the end
 (also when a step fails or the run is interrupted); background steps are stopped first.
@@ -29,11 +30,13 @@ from harness.mptcp import mib
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
 from harness.runs.selftest_plan import Slot, command_line
+from harness.vm import settle
 
 CUT_STATUS = 124  # as timeout(1) reports a command it cut
 STOP_GRACE_S = 5.0
 CLEAR_WARN_ONCE = Path("/sys/kernel/debug/clear_warn_once")
 PHASES_FILE = "phases.json"  # seconds per phase of the run, beside steps.json
+SETTLE_FILE = "settle.json"  # the settle step's status and report, beside steps.json
 
 
 @dataclass
@@ -265,13 +268,27 @@ def run(plan: Plan, phases: Phases) -> list[StepResult]:
     return results
 
 
+def settle_after(namespaces_before: list[str], out: Path) -> None:
+    """The settle step, in this process (no process started, see settle.settle_here), its
+    status and report in SETTLE_FILE for the host. Once it has finished, the command's own
+    settle step is told not to do it again ($MPTCP_LAB_SETTLED_FILE)."""
+    status, report = settle.settle_here(namespaces_before)
+    (out / SETTLE_FILE).write_text(json.dumps({"status": status, "report": report}))
+    settled_file = os.environ.get(settle.SETTLED_ENV)
+    if status == 0 and settled_file:
+        Path(settled_file).touch()
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m harness.repro.guest PLAN.json", file=sys.stderr)
         return 2
     interrupts.stop_on_signals()  # SIGTERM unwinds too: the topology is removed
     phases, plan = Phases(), Plan.read(Path(argv[0]))
+    namespaces_before = settle.named_namespaces()
     results = run(plan, phases)
+    settle_after(namespaces_before, Path(plan.out))
+    phases.done("settle")
     phases.write(Path(plan.out))
     for result in results:
         status = "not run" if result.status is None else f"exit {result.status}"

@@ -34,10 +34,10 @@ from harness.kernel.selftests_build import build_selftests
 from harness.paths import REPORTS_DIR
 from harness.report.junit import attachment_lines
 from harness.repro.bundle import Bundle, BundleError
-from harness.repro.guest import Plan
+from harness.repro.guest import SETTLE_FILE, Plan
 from harness.repro.verdict import RunResult, StepOutcome, Verdict, judge, signature
 from harness.run import CommandError, run
-from harness.vm import decode, machine, vmcore
+from harness.vm import decode, machine, settle, vmcore
 from harness.vm.oracle import Splat
 from harness.vm.ssh import CommandTimeout
 
@@ -266,6 +266,7 @@ def one_run(index: int, bundle: Bundle, holder: ReproVm, plan: Plan,
     _collect(out, directory)
     if dump is not None and not any(report_dir.glob(f"run-*/{vmcore.DUMP}")):
         vmcore.move(dump, directory / vmcore.DUMP)  # the first only: each is hundreds of MB
+    result.splats += _settle_splats(directory)
     result.steps = _steps(directory)
     (directory / "runner.txt").write_text(runner_text)
     (directory / "console.txt").write_text(holder.console_since(console_start))
@@ -294,6 +295,16 @@ def _collect(out: Path, directory: Path) -> None:
     if out.exists():
         shutil.move(str(out), directory)
     directory.mkdir(parents=True, exist_ok=True)
+
+
+def _settle_splats(directory: Path) -> list[Splat]:
+    """The leaks found by the settle step the runner ran itself (none if it did not get
+    that far: then the command's own settle step ran it, in the command's splats)."""
+    path = directory / SETTLE_FILE
+    if not path.exists():
+        return []
+    found = json.loads(path.read_text())
+    return settle.splats(found["status"], found["report"])
 
 
 def _steps(directory: Path) -> list[StepOutcome]:

@@ -3,17 +3,21 @@
 Run in the guest after a command, a test or a selftest slot: it waits for the namespaces
 the run created to go, for the kernel's deferred netns cleanup to finish, and on a kernel
 with kmemleak scans for leaks. Splats logged until then, and the leaks, count against the
-run. Used from the host (`Vm.run`) and inside the guest (the pytest plugin, per test).
+run. Two forms of the same steps: the script, which the guest shell of a command run from
+the host (`Vm.run`) starts after it, and `settle_here`, which code already running in the
+guest's Python (the pytest plugin after each test, the repro runner after each run) calls
+in its own process.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import netns
 from harness.vm import oracle
 
 SCRIPT = Path(__file__).with_name("guest-settle")
@@ -22,11 +26,11 @@ SCRIPT = Path(__file__).with_name("guest-settle")
 SETTLED_ENV = "MPTCP_LAB_SETTLED_FILE"
 TIMEOUT = 120.0  # namespaces to go (10 s), two netns cleanups, kfree_rcu drain, two scans
 NETNS_DIR = Path("/run/netns")
-
-
-def argv(namespaces_before: list[str], mark: str | None = None) -> list[str]:
-    """The settle step's command; with `mark`, it writes that line to /dev/kmsg last."""
-    return [str(SCRIPT), *(("--mark", mark) if mark else ()), *namespaces_before]
+# the guest side, as guest-settle has them
+NS_TIMEOUT_S = 10.0  # for the namespaces a run made to go
+CLEANUP_TIMEOUT_S = 30.0  # for a sentinel's cleanup
+KMEMLEAK = Path("/sys/kernel/debug/kmemleak")
+KFREE_RCU_DRAIN_S = 6.0  # KFREE_DRAIN_JIFFIES (5 s) and a grace period
 
 
 @dataclass(frozen=True)
@@ -101,13 +105,80 @@ def named_namespaces() -> list[str]:
     return sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.is_dir() else []
 
 
-def settle_here(namespaces_before: list[str]) -> tuple[list[oracle.Splat], str]:
-    """Run the settle step on this machine (the guest): its splats and its report."""
+def settle_here(namespaces_before: list[str]) -> tuple[int, str]:
+    """The settle step in this process (the guest), its status and report (see `splats`),
+    as `After.result` gives them for the script: the steps of
+    guest-settle, which says why each is needed, without starting a process. Under
+    emulation each process start costs 0.1 s (0.5 s on the debug kernel), and the script
+    starts at least three."""
+    lines, status = [], 0
+    left = _wait_namespaces_gone(set(namespaces_before), _ns_timeout())
+    if left:
+        lines.append(f"settle: namespaces left behind: {' '.join(left)}")
     try:
-        done = subprocess.run(argv(namespaces_before), capture_output=True, text=True,
-                              timeout=TIMEOUT, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        text = f"settle: did not finish within {TIMEOUT:.0f} s"
-        return splats(1, text), text
-    text = (done.stdout + done.stderr).strip()
-    return splats(done.returncode, text), text
+        for tag in "ab":
+            _sentinel(tag)
+    except (OSError, netns.NamespaceError, SettleError) as err:
+        lines.append(f"settle: {err}")
+        status = 1
+    if os.access(KMEMLEAK, os.W_OK):
+        lines.append(_kmemleak_scan())
+    return status, "\n".join(line for line in lines if line).strip()
+
+
+class SettleError(Exception):
+    pass
+
+
+def _ns_timeout() -> float:
+    return float(os.environ.get("SETTLE_NS_TIMEOUT", NS_TIMEOUT_S))
+
+
+def _wait_namespaces_gone(before: set[str], timeout: float) -> list[str]:
+    """The named namespaces made since `before` that are still there after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [name for name in named_namespaces() if name not in before]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _sentinel(tag: str) -> None:
+    """Destroy a namespace with a veth peer in this one, and wait until its cleanup has
+    removed the peer: the netns workqueue is ordered, so the namespaces freed before it
+    are cleaned up by then (the second sentinel makes sure of the batch, see guest-settle)."""
+    peer = Path("/sys/class/net") / f"mls{os.getpid()}{tag}"
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        netns.in_new_namespace(lambda: _veth_to(home, peer.name))
+    finally:
+        os.close(home)
+    deadline = time.monotonic() + CLEANUP_TIMEOUT_S
+    while peer.exists():
+        if time.monotonic() >= deadline:
+            raise SettleError(f"the netns cleanup did not run within {CLEANUP_TIMEOUT_S:.0f} s")
+        time.sleep(0.005)
+
+
+def _veth_to(namespace_fd: int, peer: str) -> None:
+    """In the calling thread's namespace, a veth whose peer `peer` is in namespace_fd's."""
+    from pyroute2 import IPRoute, NetlinkError
+
+    with IPRoute() as ipr:
+        try:
+            ipr.link("add", ifname="p", kind="veth",
+                     peer={"ifname": peer, "net_ns_fd": namespace_fd})
+        except NetlinkError as err:
+            raise SettleError(f"cannot make a sentinel's veth pair: {err}") from None
+
+
+def _kmemleak_scan() -> str:
+    """The new suspected leaks, after objects freed with kfree_rcu() are gone; forgotten
+    once read."""
+    time.sleep(KFREE_RCU_DRAIN_S)
+    for _ in range(2):
+        KMEMLEAK.write_text("scan\n")
+    report = KMEMLEAK.read_text()
+    KMEMLEAK.write_text("clear\n")
+    return report

@@ -103,3 +103,39 @@ def test_after_reports_a_settle_step_that_left_no_status_as_failed(tmp_path):
     status, report = settle.After(tmp_path, "never-ran").result()
     assert status != 0 and "no report" in report
     assert settle.splats(status, report)[0].kind == "settle"
+
+
+def _peer_gone_after_settle(mptcp_kernel, name: str, peer: str) -> bool:
+    """A namespace with a veth peer here, removed just before settle_here: is the peer (and
+    so the namespace's cleanup) gone when settle_here returns?"""
+    from harness import netns
+
+    netns.create(name)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "p", "type", "veth", "peer", "name",
+                        peer, "netns", "1"], check=True, capture_output=True)
+    finally:
+        netns.remove(name)
+    assert settle.settle_here(settle.named_namespaces()) == (0, "")
+    return not Path(f"/sys/class/net/{peer}").exists()
+
+
+def test_settle_here_returns_once_namespaces_freed_before_it_are_cleaned_up(mptcp_kernel):
+    assert _peer_gone_after_settle(mptcp_kernel, f"mlab-settle-test-{os.getpid()}",
+                                   f"mlt{os.getpid()}")
+
+
+def test_settle_here_reports_namespaces_left_and_leaves_no_sentinel(mptcp_kernel,
+                                                                    monkeypatch):
+    from harness import netns
+
+    monkeypatch.setenv("SETTLE_NS_TIMEOUT", "0.3")
+    before = settle.named_namespaces()
+    left = f"mlab-left-{os.getpid()}"
+    netns.create(left)
+    try:
+        status, report = settle.settle_here(before)
+    finally:
+        netns.remove(left)
+    assert (status, report) == (0, f"settle: namespaces left behind: {left}")
+    assert not list(Path("/sys/class/net").glob(f"mls{os.getpid()}*"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.paths import PROJECT_ROOT
-from harness.repro.guest import CUT_STATUS, PHASES_FILE
+from harness.repro.guest import CUT_STATUS, PHASES_FILE, SETTLE_FILE
 from harness.vm import machine
 
 DATA = Path(__file__).parent / "data"
@@ -59,8 +59,9 @@ def test_a_warning_from_a_c_reproducer_is_reproduced_with_its_evidence(cache, tm
     assert (run / "mib-before.json").exists() and (run / "ss-after.txt").exists()
     phases = json.loads((run / PHASES_FILE).read_text())
     assert list(phases) == ["topology", "captures", "snapshots", "steps", "stop-background",
-                            "teardown"]
+                            "teardown", "settle"]
     assert phases["steps"] > 0 and all(seconds >= 0 for seconds in phases.values())
+    assert json.loads((run / SETTLE_FILE).read_text()) == {"status": 0, "report": ""}
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "0" and suite.get("tests") == "2"
 
