@@ -7,6 +7,7 @@ subtypes a segment carried, TTL / hop limit, TOS / traffic class, segment sizes.
 from __future__ import annotations
 
 import ipaddress
+import os
 import select
 import shutil
 import struct
@@ -18,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.run import ToolMissing, net_only_argv
+from harness.netns import NamespaceError, entered
+from harness.run import ToolMissing
 
 TCPOPT_MPTCP = 30
 MPTCP_SUBTYPES = {0: "MP_CAPABLE", 1: "MP_JOIN", 2: "DSS", 3: "ADD_ADDR", 4: "REMOVE_ADDR",
@@ -33,6 +35,8 @@ READY_TIMEOUT = 10.0
 DRAIN_QUIET = 0.25  # s without the pcap growing: tcpdump has written what it saw
 DRAIN_POLL = 0.05
 DRAIN_TIMEOUT = 3.0
+STOP_TIMEOUT = 10.0  # for a terminated tcpdump to exit before it is killed
+NET_DEV = Path("/proc/thread-self/net/dev")  # the calling thread's namespace's interfaces
 
 
 class CaptureError(HarnessError):
@@ -266,6 +270,53 @@ def read_pcap(path: Path) -> list[Segment]:
     return segments
 
 
+def interface_packets(ns: str | None, iface: str) -> int | None:
+    """Packets the kernel counted through `iface` of namespace ns, received and sent: what
+    a capture there without a filter sees. None if the namespace or interface is gone."""
+    try:
+        with entered(ns):
+            text = NET_DEV.read_text()
+    except NamespaceError:
+        return None
+    for line in text.splitlines()[2:]:  # two header lines, then "name: rx... tx..."
+        name, _, counters = line.partition(":")
+        if name.strip() == iface:
+            fields = counters.split()
+            return int(fields[1]) + int(fields[9])  # rx packets, tx packets
+    return None
+
+
+class PcapCounter:
+    """How many packets a pcap that tcpdump is writing holds so far; each count() reads on
+    from where the last one stopped (a record cut short is not counted yet)."""
+
+    def __init__(self, path: Path):
+        self.path, self.packets, self._offset, self._endian = path, 0, 24, ""
+
+    def count(self) -> int:
+        try:
+            with self.path.open("rb") as pcap:
+                if not self._endian:
+                    magic = pcap.read(4)
+                    if len(magic) < 4:
+                        return 0
+                    self._endian = "<" if struct.unpack("<I", magic)[0] in (
+                        0xA1B2C3D4, 0xA1B23C4D) else ">"
+                pcap.seek(self._offset)
+                data = pcap.read()
+        except FileNotFoundError:
+            return 0
+        at = 0
+        while at + 16 <= len(data):
+            incl_len = struct.unpack_from(self._endian + "I", data, at + 8)[0]
+            if at + 16 + incl_len > len(data):
+                break
+            at += 16 + incl_len
+            self.packets += 1
+        self._offset += at
+        return self.packets
+
+
 class Capture:
     """tcpdump on one interface of a namespace while the block runs; segments() afterwards.
 
@@ -283,6 +334,8 @@ class Capture:
         self._dir = None if path else tempfile.TemporaryDirectory(prefix="mlab-pcap-")
         self.path = path or Path(self._dir.name) / f"{iface}.pcap"
         self._proc: subprocess.Popen | None = None
+        self._listening_at: int | None = None  # the interface's packet count then
+        self._written = PcapCounter(self.path)
 
     def __enter__(self) -> Capture:
         self.start()
@@ -292,14 +345,13 @@ class Capture:
     def start(self) -> None:
         """Start tcpdump; wait_ready() then waits until it listens (start several first)."""
         limit = ("-c", str(self.max_packets)) if self.max_packets else ()
-        for tool in ("tcpdump", "nsenter"):
-            if shutil.which(tool) is None:
-                raise ToolMissing(tool)
-        argv = net_only_argv(["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
-                              "-s", str(self.snaplen), "-i", self.iface, "-w", str(self.path),
-                              *self.bpf], self.ns)
-        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if shutil.which("tcpdump") is None:
+            raise ToolMissing("tcpdump")
+        argv = ["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
+                "-s", str(self.snaplen), "-i", self.iface, "-w", str(self.path), *self.bpf]
+        with entered(self.ns):  # a child starts in its parent thread's namespace: no nsenter
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_ready(self) -> None:
         try:
@@ -317,6 +369,7 @@ class Capture:
                 line = self._proc.stderr.readline()
                 seen += line
                 if b"listening on" in line:
+                    self._listening_at = self._kernel_packets()
                     return
                 if not line:
                     break
@@ -330,18 +383,44 @@ class Capture:
             return
         if drain:
             wait_drained([self])
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        self._terminate()
+        self._reap()
+
+    def _terminate(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+
+    def _reap(self) -> None:
+        """Wait for the terminated tcpdump (killed after STOP_TIMEOUT) and forget it."""
+        if self._proc is None:
+            return
+        if not _exits_within(self._proc, STOP_TIMEOUT):
             self._proc.kill()
-            self._proc.wait()
+        self._proc.wait()
         if self._proc.stderr is not None:
             self._proc.stderr.close()
         self._proc = None
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def _kernel_packets(self) -> int | None:
+        """The interface's packet count, if this capture sees every packet of it (no
+        filter, no packet limit); else None."""
+        if self.bpf or self.max_packets:
+            return None
+        return interface_packets(self.ns, self.iface)
+
+    def packets_to_write(self) -> int | None:
+        """How many packets the pcap must hold to have every packet the interface carried
+        since tcpdump listened until now; None if that cannot be known (see _kernel_packets)."""
+        now = self._kernel_packets()
+        if now is None or self._listening_at is None:
+            return None
+        return now - self._listening_at
+
+    def packets_written(self) -> int:
+        return self._written.count()
 
     @property
     def running(self) -> bool:
@@ -362,7 +441,12 @@ class Drain:
     has grown for DRAIN_QUIET. tcpdump drops what it has not read yet when it is
     terminated, and on a busy machine it may not have run since the last packet (the host's
     CI lost the closing RST of a test that way). Made before other work (a last snapshot),
-    the watch runs during that work, and wait() may return at once."""
+    the watch runs during that work, and wait() may return at once.
+
+    It returns sooner when every capture sees all of its interface's packets (no filter):
+    once each pcap holds as many packets as the kernel counted on the interface when wait()
+    began. The links' own chatter (IPv6 neighbour discovery, MLD reports in the first
+    seconds after they come up) then does not keep the pcaps from ever being quiet."""
 
     def __init__(self, captures: Sequence[Capture]):
         self.captures = list(captures)
@@ -375,8 +459,13 @@ class Drain:
 
     def wait(self, timeout: float = DRAIN_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
+        targets = [(capture, capture.packets_to_write()) for capture in self.captures]
+        countable = all(target is not None for _capture, target in targets)
         while time.monotonic() < deadline:
             if not any(capture.running for capture in self.captures):
+                return
+            if countable and all(capture.packets_written() >= target
+                                 for capture, target in targets):
                 return
             sizes, now = self._sizes(), time.monotonic()
             if sizes != self.sizes:
@@ -396,5 +485,20 @@ def stop_all(captures: Sequence[Capture], drain: Drain | None = None) -> None:
     """Stop several captures once they are drained: by `drain` if one watches them
     already, else by a watch that starts now (see Drain)."""
     (drain or Drain(captures)).wait()
+    for capture in captures:  # all told first: they exit side by side
+        capture._terminate()
     for capture in captures:
-        capture.stop(drain=False)
+        capture._reap()
+
+
+def _exits_within(proc: subprocess.Popen, timeout: float) -> bool:
+    """Whether proc exits within timeout: its pidfd wakes the wait at once (Popen.wait with a
+    timeout polls, sleeping up to 50 ms at a time)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return True  # gone already
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)

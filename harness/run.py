@@ -52,18 +52,6 @@ def netns_argv(argv: Sequence[str], ns: str | None) -> list[str]:
     return ["ip", "netns", "exec", ns, *argv]
 
 
-def net_only_argv(argv: Sequence[str], ns: str | None) -> list[str]:
-    """argv wrapped to run in namespace ns's network only (nsenter --net): no mount
-    namespace and /sys remount as `ip netns exec` does, so it starts about a third sooner,
-    for a process that does not read /sys (tcpdump)."""
-    argv = [str(a) for a in argv]
-    if ns is None:
-        return argv
-    from harness.netns import ns_path
-
-    return ["nsenter", f"--net={ns_path(ns)}", *argv]
-
-
 def run(argv: Sequence[str], ns: str | None = None, timeout: float = DEFAULT_TIMEOUT,
         check: bool = True, input: str | None = None, cwd: str | Path | None = None) -> Result:
     """Run argv (optionally in namespace ns) to completion and return its Result.

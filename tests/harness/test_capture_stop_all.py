@@ -1,14 +1,22 @@
 """stop_all(): several captures stopped with one drain, on real tcpdumps in namespaces. What
-went on each link before the stop is in its pcap, and no tcpdump is left running."""
+went on each link before the stop is in its pcap, and no tcpdump is left running. Captures
+with a filter are drained when their pcaps stop growing; those without one (the repro
+runner's), once their pcaps hold as many packets as the kernel counted on the interface."""
+
+import struct
+
+import pytest
 
 from harness import traffic
-from harness.capture import Capture, Drain, read_pcap, stop_all
+from harness.capture import Capture, Drain, PcapCounter, read_pcap, stop_all
 from harness.evidence import link_capture_points
 from harness.topology import load_named
 
+FILTERS = pytest.mark.parametrize("bpf", [("tcp",), ()], ids=["tcp-only", "every-packet"])
 
-def _captures_of(topo, tmp_path) -> list[Capture]:
-    captures = [Capture(ns, iface, path=tmp_path / f"{host}-{iface}.pcap")
+
+def _captures_of(topo, tmp_path, bpf) -> list[Capture]:
+    captures = [Capture(ns, iface, bpf=bpf, path=tmp_path / f"{host}-{iface}.pcap")
                 for host, ns, iface in link_capture_points(topo)]
     for capture in captures:
         capture.start()
@@ -32,9 +40,11 @@ def _assert_each_pcap_has_the_whole_connection(captures: list[Capture]) -> None:
         assert any("F" in s.flags for s in last), f"no FIN at the end of {capture.path.name}"
 
 
-def test_stop_all_keeps_what_each_link_carried_until_the_stop(mptcp_kernel, topology, tmp_path):
+@FILTERS
+def test_stop_all_keeps_what_each_link_carried_until_the_stop(mptcp_kernel, topology, tmp_path,
+                                                              bpf):
     topo = topology(load_named("two-paths"))
-    captures = _captures_of(topo, tmp_path)
+    captures = _captures_of(topo, tmp_path, bpf)
     try:
         _connect_to_each_server_address(topo)
         stop_all(captures)
@@ -45,10 +55,11 @@ def test_stop_all_keeps_what_each_link_carried_until_the_stop(mptcp_kernel, topo
     _assert_each_pcap_has_the_whole_connection(captures)
 
 
+@FILTERS
 def test_a_drain_watching_since_before_the_traffic_still_waits_for_its_end(
-        mptcp_kernel, topology, tmp_path):
+        mptcp_kernel, topology, tmp_path, bpf):
     topo = topology(load_named("two-paths"))
-    captures = _captures_of(topo, tmp_path)
+    captures = _captures_of(topo, tmp_path, bpf)
     try:
         drain = Drain(captures)  # the pcaps' sizes now are stale once the traffic ran
         _connect_to_each_server_address(topo)
@@ -58,3 +69,16 @@ def test_a_drain_watching_since_before_the_traffic_still_waits_for_its_end(
         for capture in captures:
             capture.close()
     _assert_each_pcap_has_the_whole_connection(captures)
+
+
+def test_a_pcap_counter_counts_whole_records_as_they_are_written(tmp_path):
+    pcap = tmp_path / "growing.pcap"
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 200, 1)
+    record = struct.pack("<IIII", 1, 0, 60, 60) + bytes(60)
+    counter = PcapCounter(pcap)
+    assert counter.count() == 0  # not written yet
+    pcap.write_bytes(header + record * 3 + record[:30])
+    assert counter.count() == 3  # the fourth is cut short
+    with pcap.open("ab") as more:
+        more.write(record[30:] + record)
+    assert counter.count() == 5
