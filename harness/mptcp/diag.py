@@ -1,6 +1,6 @@
-"""`ss -M` in Python: list the MPTCP sockets of a namespace through sock_diag netlink.
+"""`ss -M` in Python: list the MPTCP (or TCP) sockets of a namespace through sock_diag netlink.
 
-The request is an inet_diag_req_v2 dump whose protocol, 262, does not fit the u8
+The request is an inet_diag_req_v2 dump. MPTCP's protocol number, 262, does not fit the u8
 sdiag_protocol field, so it travels in the INET_DIAG_REQ_PROTOCOL attribute (as iproute2's
 ss does). Each reply carries the connection-level struct mptcp_info in INET_DIAG_INFO, which
 also works for a connection that fell back to TCP (getsockopt no longer does then).
@@ -54,15 +54,21 @@ class MptcpConnection:
     inode: int
     info: MptcpInfo | None
 
+    @classmethod
+    def of(cls, sock: DiagSocket) -> MptcpConnection:
+        info = sock.attrs.get(INET_DIAG_INFO)
+        return cls(sock.family, sock.state, sock.local, sock.remote, sock.inode,
+                   MptcpInfo.decode(info) if info is not None else None)
 
-def _request(family: int, seq: int) -> bytes:
-    body = _REQ_V2.pack(family, IPPROTO_MPTCP & 0xFF, 1 << (INET_DIAG_INFO - 1), ALL_STATES)
+
+def _request(family: int, protocol: int, seq: int, extensions: int) -> bytes:
+    body = _REQ_V2.pack(family, protocol & 0xFF, extensions, ALL_STATES)
     body += bytes(48)  # an all-zero sockid matches every socket
-    attr = _NLATTR.pack(8, INET_DIAG_REQ_PROTOCOL) + struct.pack("=I", IPPROTO_MPTCP)
-    payload = body + attr
-    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), SOCK_DIAG_BY_FAMILY,
+    if protocol > 0xFF:  # MPTCP: in an attribute, see the module's docstring
+        body += _NLATTR.pack(8, INET_DIAG_REQ_PROTOCOL) + struct.pack("=I", protocol)
+    header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY,
                             NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-    return header + payload
+    return header + body
 
 
 def _address(family: int, raw: bytes) -> str:
@@ -71,7 +77,8 @@ def _address(family: int, raw: bytes) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
-def _attributes(data: bytes) -> dict[int, bytes]:
+def attributes(data: bytes) -> dict[int, bytes]:
+    """Netlink attributes (type -> payload) packed one after the other in `data`."""
     attrs, pos = {}, 0
     while pos + _NLATTR.size <= len(data):
         length, kind = _NLATTR.unpack_from(data, pos)
@@ -82,19 +89,29 @@ def _attributes(data: bytes) -> dict[int, bytes]:
     return attrs
 
 
-def parse_diag_msg(payload: bytes) -> MptcpConnection:
+@dataclass(frozen=True)
+class DiagSocket:
+    """One socket of a sock_diag dump, with the attributes the kernel sent for it."""
+
+    family: int
+    state: str
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    inode: int
+    attrs: dict[int, bytes]
+
+
+def parse_socket(payload: bytes) -> DiagSocket:
     family, state, _timer, _retrans = _DIAG_MSG.unpack_from(payload)
     sport, dport, src, dst = _SOCKID.unpack_from(payload, 4)
     inode = struct.unpack_from("=I", payload, _DIAG_MSG_SIZE - 4)[0]
-    attrs = _attributes(payload[_DIAG_MSG_SIZE:])
-    info = MptcpInfo.decode(attrs[INET_DIAG_INFO]) if INET_DIAG_INFO in attrs else None
-    return MptcpConnection(family, TCP_STATES.get(state, str(state)),
-                           (_address(family, src), sport), (_address(family, dst), dport),
-                           inode, info)
+    return DiagSocket(family, TCP_STATES.get(state, str(state)),
+                      (_address(family, src), sport), (_address(family, dst), dport), inode,
+                      attributes(payload[_DIAG_MSG_SIZE:]))
 
 
-def _dump(sock: socket.socket, family: int, seq: int) -> list[MptcpConnection]:
-    sock.send(_request(family, seq))
+def _dump(sock: socket.socket, request: bytes) -> list[bytes]:
+    sock.send(request)
     found = []
     while True:
         data = sock.recv(1 << 16)
@@ -107,17 +124,28 @@ def _dump(sock: socket.socket, family: int, seq: int) -> list[MptcpConnection]:
                 return found
             if kind == NLMSG_ERROR:
                 err = -struct.unpack_from("=i", payload)[0]
-                raise DiagError(f"sock_diag MPTCP dump failed: errno {err}")
-            found.append(parse_diag_msg(payload))
+                raise DiagError(f"sock_diag dump failed: errno {err}")
+            found.append(payload)
 
 
-def connections(ns: str | None = None, include_listeners: bool = False) -> list[MptcpConnection]:
-    """Every MPTCP socket of namespace ns (IPv4 and IPv6), like `ss -M`."""
+def dump(ns: str | None, protocol: int, extensions: tuple[int, ...] = (INET_DIAG_INFO,)
+         ) -> list[DiagSocket]:
+    """Every socket of `protocol` (IPPROTO_TCP, IPPROTO_MPTCP) in namespace ns, IPv4 then
+    IPv6, in every state, with the INET_DIAG_* `extensions` asked for (those that a request
+    can name: up to INET_DIAG_SHUTDOWN)."""
+    ext_bits = sum(1 << (ext - 1) for ext in extensions)
     with entered(ns):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
     with sock:
         sock.settimeout(RECV_TIMEOUT)
-        found = _dump(sock, socket.AF_INET, 1) + _dump(sock, socket.AF_INET6, 2)
+        return [parse_socket(payload)
+                for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), start=1)
+                for payload in _dump(sock, _request(family, protocol, seq, ext_bits))]
+
+
+def connections(ns: str | None = None, include_listeners: bool = False) -> list[MptcpConnection]:
+    """Every MPTCP socket of namespace ns (IPv4 and IPv6), like `ss -M`."""
+    found = [MptcpConnection.of(sock) for sock in dump(ns, IPPROTO_MPTCP)]
     if include_listeners:
         return found
     return [c for c in found if c.state != "LISTEN"]

@@ -6,7 +6,7 @@ writes there: `steps.json` (status, duration, whether cut, per step), each step'
 `phases.json` (seconds spent in each phase: topology, captures, snapshots, steps,
 stop-background, teardown, settle), `settle.json` (the settle step, run here after the
 topology is removed),
-`mib-before.json`/`mib-after.json` and `mib-delta.txt`, `ss-before.txt`/`ss-after.txt`,
+`mib-before.json`/`mib-after.json` and `mib-delta.txt`, `sockets-before.txt`/`sockets-after.txt`,
 and a pcap per link of the topology. The topology is built fresh and removed at the end
 (also when a step fails or the run is interrupted); background steps are stopped first.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness import interrupts, topology
 from harness.capture import Capture, Drain, stop_all
-from harness.mptcp import mib
+from harness.mptcp import mib, socket_listing
 from harness.repro.bundle import Step, load
 from harness.run import netns_argv
 from harness.runs.selftest_plan import Slot, command_line
@@ -144,36 +144,14 @@ def _namespaces(topo: topology.Topo | None) -> dict[str, str | None]:
 
 
 def _snapshot(topo: topology.Topo | None, out: Path, when: str) -> dict[str, mib.MibSnapshot]:
+    """The MIB counters and the TCP and MPTCP sockets of each host, read in this process."""
     namespaces = _namespaces(topo)
-    listings = {host: _ss_argv(ns) for host, ns in namespaces.items()}
-    running = {host: subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, text=True)
-               for host, argv in listings.items()}  # all at once, while the MIBs are read
-    try:
-        snapshots = {host: mib.snapshot(ns) for host, ns in namespaces.items()}
-        ss_text = [f"### {host}: {' '.join(listings[host])}\n{_output(proc)}"
-                   for host, proc in running.items()]
-    finally:
-        for proc in running.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    snapshots = {host: mib.snapshot(ns) for host, ns in namespaces.items()}
+    sockets = [f"### {host}\n{socket_listing.listing(ns)}\n" for host, ns in namespaces.items()]
     (out / f"mib-{when}.json").write_text(json.dumps(
         {host: snap.groups for host, snap in snapshots.items()}, indent=1))
-    (out / f"ss-{when}.txt").write_text("\n".join(ss_text))
+    (out / f"sockets-{when}.txt").write_text("\n".join(sockets))
     return snapshots
-
-
-def _output(proc: subprocess.Popen, timeout: float = 30.0) -> str:
-    try:
-        return proc.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.communicate()[0] + f"\n(cut after {timeout:.0f} s)"
-
-
-def _ss_argv(ns: str | None) -> list[str]:
-    return ["ss", *(["-N", ns] if ns else []), "-tMnie"]  # TCP and MPTCP sockets
 
 
 def _mib_delta(before: dict, after: dict) -> str:

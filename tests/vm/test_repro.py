@@ -56,7 +56,7 @@ def test_a_warning_from_a_c_reproducer_is_reproduced_with_its_evidence(cache, tm
     pcaps = sorted(p.name for p in run.glob("*.pcap"))
     assert pcaps == ["link0-client-eth0.pcap", "link1-client-eth1.pcap"]
     assert (run / "link0-client-eth0.pcap").stat().st_size > 24  # more than the header
-    assert (run / "mib-before.json").exists() and (run / "ss-after.txt").exists()
+    assert (run / "mib-before.json").exists() and (run / "sockets-after.txt").exists()
     phases = json.loads((run / PHASES_FILE).read_text())
     assert list(phases) == ["topology", "captures", "snapshots", "steps", "stop-background",
                             "teardown", "settle"]
