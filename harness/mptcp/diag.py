@@ -44,14 +44,27 @@ class DiagError(HarnessError):
 
 
 @dataclass(frozen=True)
-class MptcpConnection:
-    """One MPTCP socket as sock_diag reports it."""
+class DiagEntry:
+    """What sock_diag says of every socket."""
 
     family: int
     state: str
     local: tuple[str, int]
     remote: tuple[str, int]
     inode: int
+
+
+@dataclass(frozen=True)
+class DiagSocket(DiagEntry):
+    """One socket of a sock_diag dump, with the attributes the kernel sent for it."""
+
+    attrs: dict[int, bytes]
+
+
+@dataclass(frozen=True)
+class MptcpConnection(DiagEntry):
+    """One MPTCP socket as sock_diag reports it."""
+
     info: MptcpInfo | None
 
     @classmethod
@@ -87,18 +100,6 @@ def attributes(data: bytes) -> dict[int, bytes]:
         attrs[kind & 0x3FFF] = data[pos + _NLATTR.size:pos + length]
         pos += (length + 3) & ~3
     return attrs
-
-
-@dataclass(frozen=True)
-class DiagSocket:
-    """One socket of a sock_diag dump, with the attributes the kernel sent for it."""
-
-    family: int
-    state: str
-    local: tuple[str, int]
-    remote: tuple[str, int]
-    inode: int
-    attrs: dict[int, bytes]
 
 
 def parse_socket(payload: bytes) -> DiagSocket:
