@@ -96,12 +96,20 @@ def test_deleting_the_endpoint_closes_its_subflow_and_data_goes_on(topology, pm,
 
 
 def test_join_through_a_router_uses_both_client_links(topology):
+    """The default scheduler needs the second link only when the first is full: the links,
+    not the CPU, must set the pace. When eth1 carries too little, the message says how fast
+    the sender went against the links' rate (on the debug kernel under emulation it reached
+    a third of one link: see the README)."""
     topo = topology("routed")
     sent_before = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
     result = traffic.transfer(topo.ns("client"), topo.ns("server"),
                               topo.addresses("server", 4)[0], nbytes=10 * MB, subflows=2)
-    sent_after = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]
+    sent = [topo.tx_bytes("client", iface) - before
+            for iface, before in zip(("eth0", "eth1"), sent_before, strict=True)]
     assert result.intact and result.sent.info.subflows_total == 2
     assert {a.local[0] for a in result.sent.addrs} == set(topo.addresses("client", 4))
-    assert all(after - before > 2 * MB for before, after in zip(sent_before, sent_after,
-                                                                 strict=True))
+    rates = [link.impair.rate_bit / 1e6 for link in topo.spec.links
+             if link.impair and link.impair.rate_bit]
+    assert min(sent) > 2 * MB, (
+        f"bytes out of eth0/eth1: {sent}; the sender went {result.sent.mbit_per_s:.1f} Mbit/s "
+        f"through links of {rates} Mbit/s")
