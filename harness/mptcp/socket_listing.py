@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 import textwrap
+from collections.abc import Callable
 from dataclasses import fields
 
 from harness.mptcp import diag
@@ -34,14 +35,20 @@ WIDTH = 100
 
 def listing(ns: str | None) -> str:
     """Every TCP and MPTCP socket of namespace ns, in every state."""
-    try:
-        tcp = diag.dump(ns, socket.IPPROTO_TCP, (diag.INET_DIAG_INFO, INET_DIAG_CONG))
-        mptcp = diag.dump(ns, IPPROTO_MPTCP)
-    except (diag.DiagError, OSError) as err:
-        return f"(the sockets could not be listed: {err})"
-    lines = [line for sock in tcp for line in _tcp(sock)]
-    lines += [line for sock in mptcp for line in _mptcp(sock)]
+    lines = _listed(ns, socket.IPPROTO_TCP, (diag.INET_DIAG_INFO, INET_DIAG_CONG), _tcp)
+    lines += _listed(ns, IPPROTO_MPTCP, (diag.INET_DIAG_INFO,), _mptcp)
     return "\n".join(lines) if lines else "(no TCP or MPTCP socket)"
+
+
+def _listed(ns: str | None, protocol: int, extensions: tuple[int, ...],
+            lines_of: Callable[[diag.DiagSocket], list[str]]) -> list[str]:
+    """The lines of every socket of `protocol`, or one saying why they could not be read
+    (a kernel without MPTCP has no MPTCP sock_diag handler)."""
+    try:
+        found = diag.dump(ns, protocol, extensions)
+    except (diag.DiagError, OSError) as err:
+        return [f"(the sockets of protocol {protocol} could not be listed: {err})"]
+    return [line for sock in found for line in lines_of(sock)]
 
 
 def _head(protocol: str, sock: diag.DiagSocket) -> str:

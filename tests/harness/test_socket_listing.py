@@ -30,3 +30,4 @@ def test_a_connection_is_listed_with_its_subflows_and_their_mptcp_state(mptcp_ke
 def test_a_namespace_without_sockets_says_so(mptcp_kernel, topology):
     topo = topology(load_named("two-paths"))
     assert socket_listing.listing(topo.ns("server")) == "(no TCP or MPTCP socket)"
+
