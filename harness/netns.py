@@ -52,14 +52,11 @@ def create(name: str) -> None:
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
     except FileExistsError:
         raise NamespaceError(f"network namespace '{name}' exists already ({path})") from None
-    failure: list[str] = []
-    maker = threading.Thread(target=_bind_new_namespace, args=(path, failure),
-                             name=f"create netns {name}")
-    maker.start()
-    maker.join()
-    if failure:
+    try:
+        in_new_namespace(lambda: _bind_this_namespace(path))
+    except NamespaceError as err:
         path.unlink(missing_ok=True)
-        raise NamespaceError(f"cannot create network namespace '{name}': {failure[0]}")
+        raise NamespaceError(f"cannot create network namespace '{name}': {err}") from None
     _created_here.add(name)
 
 
@@ -96,12 +93,10 @@ def _share_run_dir() -> None:
         raise NamespaceError(f"cannot make {NETNS_RUN_DIR} a shared mount: {os.strerror(err)}")
 
 
-def _bind_new_namespace(path: Path, failure: list[str]) -> None:
-    """In a thread of its own (the thread ends in the new namespace)."""
-    if _libc.unshare(CLONE_NEWNET) != 0:
-        failure.append(f"unshare: {os.strerror(ctypes.get_errno())}")
-    elif _libc.mount(b"/proc/thread-self/ns/net", bytes(path), b"none", MS_BIND, None) != 0:
-        failure.append(f"bind mount: {os.strerror(ctypes.get_errno())}")
+def _bind_this_namespace(path: Path) -> None:
+    """Bind the calling thread's network namespace onto `path`."""
+    if _libc.mount(b"/proc/thread-self/ns/net", bytes(path), b"none", MS_BIND, None) != 0:
+        raise NamespaceError(f"bind mount: {os.strerror(ctypes.get_errno())}")
 
 
 def remove(name: str) -> None:

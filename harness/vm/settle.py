@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness import netns
 from harness.vm import oracle
+from harness.wait import WaitTimeout, wait_until
 
 SCRIPT = Path(__file__).with_name("guest-settle")
 # Given to a command run with After: the file it creates once it ran the settle step after
@@ -136,12 +137,14 @@ def _ns_timeout() -> float:
 
 def _wait_namespaces_gone(before: set[str], timeout: float) -> list[str]:
     """The named namespaces made since `before` that are still there after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = [name for name in named_namespaces() if name not in before]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.05)
+    def made_since() -> list[str]:
+        return [name for name in named_namespaces() if name not in before]
+
+    try:
+        wait_until(lambda: not made_since(), timeout, "the run's namespaces to go")
+    except WaitTimeout:
+        return made_since()
+    return []
 
 
 def _sentinel(tag: str) -> None:
@@ -154,11 +157,11 @@ def _sentinel(tag: str) -> None:
         netns.in_new_namespace(lambda: _veth_to(home, peer.name))
     finally:
         os.close(home)
-    deadline = time.monotonic() + CLEANUP_TIMEOUT_S
-    while peer.exists():
-        if time.monotonic() >= deadline:
-            raise SettleError(f"the netns cleanup did not run within {CLEANUP_TIMEOUT_S:.0f} s")
-        time.sleep(0.005)
+    try:
+        wait_until(lambda: not peer.exists(), CLEANUP_TIMEOUT_S, "a sentinel's cleanup")
+    except WaitTimeout:
+        raise SettleError(f"the netns cleanup did not run within {CLEANUP_TIMEOUT_S:.0f} s"
+                          ) from None
 
 
 def _veth_to(namespace_fd: int, peer: str) -> None:

@@ -105,7 +105,7 @@ def test_after_reports_a_settle_step_that_left_no_status_as_failed(tmp_path):
     assert settle.splats(status, report)[0].kind == "settle"
 
 
-def _peer_gone_after_settle(mptcp_kernel, name: str, peer: str) -> bool:
+def _peer_gone_after_settle(name: str, peer: str) -> bool:
     """A namespace with a veth peer here, removed just before settle_here: is the peer (and
     so the namespace's cleanup) gone when settle_here returns?"""
     from harness import netns
@@ -121,8 +121,7 @@ def _peer_gone_after_settle(mptcp_kernel, name: str, peer: str) -> bool:
 
 
 def test_settle_here_returns_once_namespaces_freed_before_it_are_cleaned_up(mptcp_kernel):
-    assert _peer_gone_after_settle(mptcp_kernel, f"mlab-settle-test-{os.getpid()}",
-                                   f"mlt{os.getpid()}")
+    assert _peer_gone_after_settle(f"mlab-settle-test-{os.getpid()}", f"mlt{os.getpid()}")
 
 
 def test_settle_here_reports_namespaces_left_and_leaves_no_sentinel(mptcp_kernel,
