@@ -406,8 +406,10 @@ class Vm:
         deadline = time.monotonic() + timeout
         attempt_timeout = ssh.CONNECT_TIMEOUT  # grows: a slow guest needs longer per attempt
         while True:
-            if process is not None and process.poll() is not None or not _alive(self.state.pid):
-                raise BootFailed(f"the VM exited while booting\n{self._console_tail()}")
+            # whether it ended, before reading the console: a VM that panicked, was dumped
+            # and ended during one SSH attempt is reported by its panic, not as an exit
+            exited = process is not None and process.poll() is not None \
+                or not _alive(self.state.pid)
             panics = [s for s in oracle.find_splats(self.console_since(0)) if s.kind == "panic"]
             if panics:
                 self._wait_for_end()
@@ -415,6 +417,8 @@ class Vm:
                 # panic's stack trace), and the last lines alone would miss its title
                 raise BootFailed(f"the kernel panicked while booting: {panics[0].title}\n"
                                  f"{self._console_tail()}" + _dump_hint(self._keep_dump()))
+            if exited:
+                raise BootFailed(f"the VM exited while booting\n{self._console_tail()}")
             try:
                 self._guest = Guest(self.state.ssh_port, Path(self.state.client_key),
                                     self.state.host_public_key, attempt_timeout)
