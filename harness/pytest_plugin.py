@@ -203,6 +203,44 @@ def topology(request, mptcp_kernel):
         yield make
 
 
+LINK_PACES = pytest.StashKey[dict]()  # in the run's config stash: total link rate -> LinkPace
+
+
+@pytest.fixture
+def paced_links(request, mptcp_kernel):
+    """paced_links(spec) -> (spec, scale): spec (a name or a Topology) with its link rates
+    scaled to what this kernel fills (harness.link_pace), for a test whose premise is that
+    the links set the pace. Measured once per session and total rate; a scale other than 1
+    is printed, in the test's JUnit properties and in the run's summary."""
+    from harness import link_pace
+    from harness.topology import load_named, with_rates_scaled
+
+    paces = request.config.stash.setdefault(LINK_PACES, {})
+
+    def scaled(spec):
+        if isinstance(spec, str):
+            spec = load_named(spec)
+        total = link_pace.total_rate_bit(spec)
+        if total not in paces:
+            try:
+                paces[total] = link_pace.measure(total)
+            except link_pace.PaceTooLow as err:
+                pytest.fail(str(err), pytrace=False)
+        pace = paces[total]
+        request.node.user_properties.append(("link_pace", pace.describe()))
+        print(f"\n{spec.name}: {pace.describe()}")
+        return with_rates_scaled(spec, pace.scale), pace.scale
+
+    return scaled
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The link scales of the run (see paced_links), when a kernel needed one."""
+    for pace in config.stash.get(LINK_PACES, {}).values():
+        if pace.scale != 1.0:
+            terminalreporter.write_line(f"mptcp-lab: {pace.describe()}")
+
+
 @pytest.fixture
 def pm(mptcp_kernel):
     """Factory: pm(ns) is a PathManager (generic netlink) bound to namespace ns."""

@@ -19,6 +19,7 @@ from harness.topology.model import (
     Route,
     Topology,
     with_link_impairment,
+    with_rates_scaled,
     with_sysctls,
 )
 
@@ -26,5 +27,5 @@ __all__ = [
     "Host", "Impairment", "ImpairmentUnsupported", "Link", "LinkEnd", "Route", "TeardownError",
     "Topo", "Topology", "TopologyError", "bring_down", "bring_up", "bring_up_detached", "build",
     "kernel_has_netem", "load", "load_named", "teardown_namespaces", "with_link_impairment",
-    "with_sysctls",
+    "with_rates_scaled", "with_sysctls",
 ]

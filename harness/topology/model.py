@@ -106,3 +106,12 @@ def with_link_impairment(topo: Topology, **fields) -> Topology:
     links = tuple(replace(link, impair=replace(link.impair or Impairment(), **fields))
                   for link in topo.links)
     return replace(topo, links=links)
+
+
+def with_rates_scaled(topo: Topology, scale: float) -> Topology:
+    """A copy of topo whose rate-limited links have their rate multiplied by scale."""
+    links = tuple(replace(link, impair=replace(link.impair,
+                                               rate_bit=int(link.impair.rate_bit * scale)))
+                  if link.impair is not None and link.impair.rate_bit else link
+                  for link in topo.links)
+    return replace(topo, links=links)

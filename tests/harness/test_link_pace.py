@@ -1,0 +1,52 @@
+"""The pace measure behind paced_links: what one subflow gets through a rate-limited link of
+the running kernel (the host's here), and topologies with their rates scaled."""
+
+import pytest
+
+from harness import link_pace
+from harness.topology import load_named, with_rates_scaled
+
+MBIT = 1_000_000
+
+
+def rates(spec) -> list[int | None]:
+    return [link.impair.rate_bit if link.impair else None for link in spec.links]
+
+
+def test_the_measure_is_what_the_link_lets_through_not_what_the_application_wrote(
+        mptcp_kernel):
+    """3 s of sending into a 2 Mbit/s link: the socket takes far more than the link passes
+    (its send buffer), so a sender-side count would read several times the rate."""
+    carried = link_pace.carried_through(2 * MBIT)
+    assert 0.8 * 2 * MBIT <= carried <= 1.03 * 2 * MBIT, f"{carried / MBIT:.2f} Mbit/s"
+
+
+def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
+    spec = load_named("routed")
+    pace = link_pace.measure(link_pace.total_rate_bit(spec))
+    assert pace.total_rate_bit == 40 * MBIT and pace.scale == 1.0, pace.describe()
+    assert pace.describe().startswith("links as written: one subflow carried ")
+
+
+def test_scaling_changes_the_rates_and_nothing_else():
+    spec = load_named("asymmetric-paths")  # two links, each with a rate and a delay
+    scaled = with_rates_scaled(spec, 0.25)
+    assert rates(spec) == [20 * MBIT, 20 * MBIT]
+    assert rates(scaled) == [5 * MBIT, 5 * MBIT]
+    assert [link.impair and link.impair.delay_us for link in scaled.links] == \
+        [link.impair and link.impair.delay_us for link in spec.links]
+    assert scaled.hosts == spec.hosts
+    routed = load_named("routed")  # its third link (router - server) has no rate
+    assert rates(with_rates_scaled(routed, 0.5)) == [10 * MBIT, 10 * MBIT, None]
+
+
+def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
+    with pytest.raises(ValueError, match="single-path has no rate-limited link"):
+        link_pace.total_rate_bit(load_named("single-path"))
+
+
+def test_a_scaled_pace_says_both_measures():
+    pace = link_pace.LinkPace(40 * MBIT, 6.1 * MBIT, 0.07625, 2.9 * MBIT)
+    assert pace.describe() == (
+        "links scaled by 0.076 for this kernel: one subflow carried 6.1 Mbit/s through a "
+        "40 Mbit/s link, and 2.90 Mbit/s through a 3.05 Mbit/s one")
