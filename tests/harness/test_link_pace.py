@@ -45,8 +45,10 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
         link_pace.total_rate_bit(load_named("single-path"))
 
 
-def test_a_scaled_pace_says_both_measures():
-    pace = link_pace.LinkPace(40 * MBIT, 6.1 * MBIT, 0.07625, 2.9 * MBIT)
+def test_a_scaled_pace_says_every_measure():
+    pace = link_pace.LinkPace(40 * MBIT, ((40 * MBIT, 22.1 * MBIT), (11_050_000, 5.73 * MBIT),
+                                          (2_865_000, 2.8 * MBIT)))
+    assert pace.scale == pytest.approx(0.0716, abs=1e-4)
     assert pace.describe() == (
-        "links scaled by 0.076 for this kernel: one subflow carried 6.1 Mbit/s through a "
-        "40 Mbit/s link, and 2.90 Mbit/s through a 3.05 Mbit/s one")
+        "links scaled by 0.072 for this kernel: one subflow carried 22.10 Mbit/s through "
+        "40.00, then 5.73 Mbit/s through 11.05, then 2.80 Mbit/s through 2.87")
