@@ -30,7 +30,7 @@ MEASURE_TOPOLOGY = "single-path"
 MAX_MEASURES = 4
 
 
-class PaceTooLow(HarnessError):
+class LinkPaceError(HarnessError):
     pass
 
 
@@ -70,7 +70,7 @@ def carried_through(rate_bit: int) -> float:
         result = traffic.transfer(topo.ns("client"), topo.ns("server"),
                                   topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS)
     if not result.intact:
-        raise PaceTooLow(f"the pace measure's transfer through a {rate_bit} bit/s link "
+        raise LinkPaceError(f"the pace measure's transfer through a {rate_bit} bit/s link "
                          f"arrived damaged: {result}")
     return result.received.mbit_per_s * 1e6
 
@@ -83,7 +83,7 @@ def measure(total_bit: int) -> LinkPace:
     measures = [(total_bit, carried_through(total_bit))]
     while measures[-1][1] < KEEPS_UP * measures[-1][0]:
         if len(measures) == MAX_MEASURES:
-            raise PaceTooLow(f"this kernel filled none of the links it was measured through: "
+            raise LinkPaceError(f"this kernel filled none of the links it was measured through: "
                              f"{LinkPace(total_bit, tuple(measures)).describe()}")
         rate = int(measures[-1][1] * HEADROOM)
         measures.append((rate, carried_through(rate)))
