@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import select
 import shutil
 import struct
@@ -36,6 +37,12 @@ DRAIN_QUIET = 0.25  # s without the pcap growing: tcpdump has written what it sa
 DRAIN_POLL = 0.05
 DRAIN_TIMEOUT = 3.0
 STOP_TIMEOUT = 10.0  # for a terminated tcpdump to exit before it is killed
+# The kernel's ring for tcpdump holds fixed-size slots of the snapshot length: at the
+# default 2 MiB and FULL_SNAPLEN, 8 GSO packets, and a burst on a veth overflowed it (the
+# host's CI lost 260 kB of a 2 MB transfer). Room for RING_PACKETS at any snapshot length.
+DEFAULT_BUFFER_KIB = 2048
+RING_PACKETS = 256
+DROPPED = re.compile(rb"^(\d+) packets? dropped by kernel$", re.MULTILINE)
 NET_DEV = Path("/proc/thread-self/net/dev")  # the calling thread's namespace's interfaces
 
 
@@ -317,6 +324,17 @@ class PcapCounter:
         return self.packets
 
 
+def buffer_kib(snaplen: int) -> int:
+    """tcpdump's -B: room in the kernel's ring for RING_PACKETS of snaplen bytes."""
+    return max(DEFAULT_BUFFER_KIB, snaplen * RING_PACKETS // 1024)
+
+
+def dropped_by_kernel(stderr: bytes) -> int | None:
+    """The packets tcpdump's exit summary says the kernel dropped (None without one)."""
+    match = DROPPED.search(stderr)
+    return int(match.group(1)) if match else None
+
+
 class Capture:
     """tcpdump on one interface of a namespace while the block runs; segments() afterwards.
 
@@ -335,6 +353,7 @@ class Capture:
         self.path = path or Path(self._dir.name) / f"{iface}.pcap"
         self._proc: subprocess.Popen | None = None
         self._listening_at: int | None = None  # the interface's packet count then
+        self.dropped: int | None = None  # by the kernel, as tcpdump said at its end
         self._written = PcapCounter(self.path)
 
     def __enter__(self) -> Capture:
@@ -348,7 +367,8 @@ class Capture:
         if shutil.which("tcpdump") is None:
             raise ToolMissing("tcpdump")
         argv = ["tcpdump", "-Z", "root", "-n", "-U", "--immediate-mode", *limit,
-                "-s", str(self.snaplen), "-i", self.iface, "-w", str(self.path), *self.bpf]
+                "-s", str(self.snaplen), "-B", str(buffer_kib(self.snaplen)),
+                "-i", self.iface, "-w", str(self.path), *self.bpf]
         with entered(self.ns):  # a child starts in its parent thread's namespace: no nsenter
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -398,6 +418,7 @@ class Capture:
             self._proc.kill()
         self._proc.wait()
         if self._proc.stderr is not None:
+            self.dropped = dropped_by_kernel(self._proc.stderr.read())
             self._proc.stderr.close()
         self._proc = None
 

@@ -7,8 +7,17 @@ import struct
 
 import pytest
 
+from harness import capture as capture_module
 from harness import traffic
-from harness.capture import Capture, Drain, PcapCounter, read_pcap, stop_all
+from harness.capture import (
+    FULL_SNAPLEN,
+    SNAPLEN,
+    Capture,
+    Drain,
+    PcapCounter,
+    read_pcap,
+    stop_all,
+)
 from harness.evidence import link_capture_points
 from harness.topology import load_named
 
@@ -36,6 +45,7 @@ def _assert_each_pcap_has_the_whole_connection(captures: list[Capture]) -> None:
     for capture in captures:
         segments = read_pcap(capture.path)
         assert any(s.is_syn for s in segments), f"no SYN in {capture.path.name}"
+        assert capture.dropped == 0, f"tcpdump's summary for {capture.path.name}"
         last = segments[-3:]
         assert any("F" in s.flags for s in last), f"no FIN at the end of {capture.path.name}"
 
@@ -82,3 +92,17 @@ def test_a_pcap_counter_counts_whole_records_as_they_are_written(tmp_path):
     with pcap.open("ab") as more:
         more.write(record[30:] + record)
     assert counter.count() == 5
+
+
+def test_the_kernel_ring_holds_as_many_whole_packets_as_small_ones():
+    assert capture_module.buffer_kib(SNAPLEN) == capture_module.DEFAULT_BUFFER_KIB
+    assert capture_module.buffer_kib(FULL_SNAPLEN) * 1024 // FULL_SNAPLEN == \
+        capture_module.RING_PACKETS
+
+
+def test_the_drops_are_read_from_tcpdumps_summary():
+    summary = (b"tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 200 "
+               b"bytes\n1200 packets captured\n1231 packets received by filter\n"
+               b"31 packets dropped by kernel\n")
+    assert capture_module.dropped_by_kernel(summary) == 31
+    assert capture_module.dropped_by_kernel(b"tcpdump: listening on eth0\n") is None
