@@ -100,9 +100,7 @@ class TestEvidence:
         """Capture topo's links and snapshot its MIBs now; at unwind of `stack` (before the
         topology comes down) stop the captures and record the MIB deltas, and `ss` when
         failed() says the test failed."""
-        captures = [(f"{topo.name}-{host}-{iface}.pcap", Capture(ns, iface,
-                                                                 max_packets=MAX_PACKETS))
-                    for host, ns, iface in link_capture_points(topo)]
+        captures = link_captures(topo)
         before = {host: mib.snapshot(topo.ns(host)) for host in topo.hosts}
         self._captures += captures
         for _name, capture in captures:
@@ -119,6 +117,13 @@ class TestEvidence:
             if failed():
                 result = run(SS_ARGV, ns=topo.ns(host), check=False)
                 self.add(f"{topo.name}-{host}-ss.txt", result.stdout + result.stderr)
+
+
+def link_captures(topo) -> list[tuple[str, Capture]]:
+    """A capture (not started) of one end of every link of a live topology, as a test's
+    evidence has them, each with the name of its pcap."""
+    return [(f"{topo.name}-{host}-{iface}.pcap", Capture(ns, iface, max_packets=MAX_PACKETS))
+            for host, ns, iface in link_capture_points(topo)]
 
 
 def link_capture_points(topo) -> list[tuple[str, str, str]]:

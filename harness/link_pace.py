@@ -1,32 +1,39 @@
-"""How fast this kernel sends through a rate-limited link, for tests whose premise is that the
-links, not the CPU, set the pace (how a scheduler splits data over paths).
+"""How fast this kernel sends through a test's own topology, for tests whose premise is that
+the links, not the CPU, set the pace (how a scheduler splits data over paths).
 
-Under emulation a debug kernel (KASAN, lockdep...) sends one subflow at a few Mbit/s:
-through links of 20 Mbit/s the first link is never full, and the default scheduler rightly
-keeps every byte on it. Such a test builds its topology with its link rates scaled by
-`LinkPace.scale`:
-- one subflow is sent through one link limited to the test's links together (their total
-  rate); a kernel that carries KEEPS_UP of it runs the topology as written (scale 1);
-- a slower one gets links that together take HEADROOM of what it carried, and the kernel
-  must fill a link at that rate, measured again (and lowered again if it does not: its
-  segments are as small as its pace makes them, so a slower link costs more CPU a byte,
-  and a measure over an unlimited veth, 64 KB segments, says nothing of it).
+Under emulation a debug kernel (KASAN, lockdep...) sends a few Mbit/s: through links of
+20 Mbit/s the first link is never full, and the default scheduler rightly keeps every byte
+on it. Such a test builds its topology with its link rates scaled by `LinkPace.scale`.
+
+The measure is taken in the test's topology itself, for the cost of a byte depends on it: on
+the debug kernel one link between two namespaces carried 6 to 35 Mbit/s, the same client
+through a router 4 to 6, and less again with every link captured as a test's are. So:
+- the topology is built with each rate-limited link at the rate of the test's links together
+  (their delays, jitter and loss left out: the measure is of the CPU, not of slow start over
+  a long round trip), captured as the test's will be, and a connection sends for
+  MEASURE_SECONDS; a kernel whose receiver counted KEEPS_UP of that rate runs the topology as
+  written (scale 1);
+- a slower one is measured again with links that together take HEADROOM of what it carried,
+  and lowered again if it does not fill those either (its segments are as small as its pace
+  makes them, so a slower link costs more CPU a byte).
 The test's premise, thresholds and shares stay the same; its byte counts and application
 rates scale with the links. The scale is said in the test's output and in the report.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 
 from harness import traffic
+from harness.capture import stop_all
 from harness.errors import HarnessError
-from harness.topology import Topology, build, load_named, with_link_impairment
+from harness.evidence import link_captures
+from harness.topology import Impairment, Topology, build
 
-KEEPS_UP = 0.8  # of a link's rate: the kernel fills it
+KEEPS_UP = 0.8  # of the links' rate: the kernel fills them
 HEADROOM = 0.5  # of what a slow kernel carried: the scaled links together
 MEASURE_SECONDS = 3.0  # of sending; then what the socket still holds drains at the link's rate
-MEASURE_TOPOLOGY = "single-path"
 MAX_MEASURES = 4
 
 
@@ -36,8 +43,9 @@ class LinkPaceError(HarnessError):
 
 @dataclass(frozen=True)
 class LinkPace:
+    topology: str
     total_rate_bit: int  # the links of the test, together
-    measures: tuple[tuple[int, float], ...]  # (a link's rate, what one subflow carried)
+    measures: tuple[tuple[int, float], ...]  # (each link's rate, what the topology carried)
 
     @property
     def scale(self) -> float:
@@ -45,9 +53,9 @@ class LinkPace:
         return self.measures[-1][0] / self.total_rate_bit
 
     def describe(self) -> str:
-        first, *then = [f"{carried / 1e6:.2f} Mbit/s through {rate / 1e6:.2f}"
+        first, *then = [f"{carried / 1e6:.2f} Mbit/s with each link at {rate / 1e6:.2f}"
                         for rate, carried in self.measures]
-        measured = f"one subflow carried {', then '.join([first, *then])}"
+        measured = f"{self.topology} carried {', then '.join([first, *then])}"
         if self.scale == 1.0:
             return f"links as written: {measured}"
         return f"links scaled by {self.scale:.3f} for this kernel: {measured}"
@@ -62,29 +70,48 @@ def total_rate_bit(spec: Topology) -> int:
     return total
 
 
-def carried_through(rate_bit: int) -> float:
-    """Bits per second one MPTCP subflow delivered through one link limited to rate_bit, as
-    the receiver counted them (from the connection to the end of data)."""
-    spec = with_link_impairment(load_named(MEASURE_TOPOLOGY), rate_bit=rate_bit)
-    with build(spec) as topo:
+def through_links_at(spec: Topology, rate_bit: int) -> Topology:
+    """spec with each rate-limited link limited to rate_bit and nothing else (no delay, jitter
+    or loss); the other links as they are."""
+    links = tuple(replace(link, impair=Impairment(rate_bit=rate_bit))
+                  if link.impair is not None and link.impair.rate_bit else link
+                  for link in spec.links)
+    return replace(spec, links=links)
+
+
+def carried_through(spec: Topology, rate_bit: int, captured: bool = False) -> float:
+    """Bits per second a connection from the topology's client to its server delivered with
+    each rate-limited link at rate_bit, as the receiver counted them (from the connection to
+    the end of data); captured: every link captured as a test's evidence has it."""
+    with ExitStack() as stack:
+        topo = stack.enter_context(build(through_links_at(spec, rate_bit)))
+        if captured:
+            captures = [capture for _name, capture in link_captures(topo)]
+            for capture in captures:
+                stack.callback(capture.close)
+                capture.start()
+            stack.callback(stop_all, captures)
+            for capture in captures:
+                capture.wait_ready()
         result = traffic.transfer(topo.ns("client"), topo.ns("server"),
                                   topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS)
     if not result.intact:
-        raise LinkPaceError(f"the pace measure's transfer through a {rate_bit} bit/s link "
-                         f"arrived damaged: {result}")
+        raise LinkPaceError(f"the pace measure's transfer through {spec.name} with links of "
+                            f"{rate_bit} bit/s arrived damaged: {result}")
     return result.received.mbit_per_s * 1e6
 
 
-def measure(total_bit: int) -> LinkPace:
-    """The pace of this kernel for a test whose links add up to total_bit: the links as
-    written if one subflow fills a link of that rate, else the rate HEADROOM of what it
+def measure(spec: Topology, captured: bool = False) -> LinkPace:
+    """The pace of this kernel in spec: the links as written if the topology carries the
+    rate of its links together with each link at that rate, else HEADROOM of what it
     carried, measured again (a lower pace makes smaller segments, each costing as much CPU),
-    until the kernel fills the link it is given."""
-    measures = [(total_bit, carried_through(total_bit))]
+    until the kernel fills the links it is given."""
+    total = total_rate_bit(spec)
+    measures = [(total, carried_through(spec, total, captured))]
     while measures[-1][1] < KEEPS_UP * measures[-1][0]:
         if len(measures) == MAX_MEASURES:
             raise LinkPaceError(f"this kernel filled none of the links it was measured through: "
-                             f"{LinkPace(total_bit, tuple(measures)).describe()}")
+                                f"{LinkPace(spec.name, total, tuple(measures)).describe()}")
         rate = int(measures[-1][1] * HEADROOM)
-        measures.append((rate, carried_through(rate)))
-    return LinkPace(total_bit, tuple(measures))
+        measures.append((rate, carried_through(spec, rate, captured)))
+    return LinkPace(spec.name, total, tuple(measures))

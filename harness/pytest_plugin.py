@@ -203,15 +203,16 @@ def topology(request, mptcp_kernel):
         yield make
 
 
-LINK_PACES = pytest.StashKey[dict]()  # in the run's config stash: total link rate -> LinkPace
+LINK_PACES = pytest.StashKey[dict]()  # in the run's config stash: (topology, rate) -> pace
 
 
 @pytest.fixture
 def paced_links(request, mptcp_kernel):
     """paced_links(spec) -> (spec, scale): spec (a name or a Topology) with its link rates
-    scaled to what this kernel fills (harness.link_pace), for a test whose premise is that
-    the links set the pace. Measured once per session and total rate; a scale other than 1
-    is printed, in the test's JUnit properties and in the run's summary."""
+    scaled to what this kernel fills in it (harness.link_pace), for a test whose premise is
+    that the links set the pace. Measured once per session, topology and total rate, captured
+    as the test's links are; a scale other than 1 is printed, in the test's JUnit properties
+    and in the run's summary. A failed measure fails every test that needs it."""
     from harness import link_pace
     from harness.topology import load_named, with_rates_scaled
 
@@ -220,21 +221,21 @@ def paced_links(request, mptcp_kernel):
     def scaled(spec):
         if isinstance(spec, str):
             spec = load_named(spec)
-        total = link_pace.total_rate_bit(spec)
-        if total not in paces:
-            paces[total] = measured_or_why(total)
-        pace = paces[total]
+        key = (spec.name, link_pace.total_rate_bit(spec))
+        if key not in paces:
+            paces[key] = measured_or_why(spec)
+        pace = paces[key]
         if isinstance(pace, str):
             pytest.fail(pace, pytrace=False)
         request.node.user_properties.append(("link_pace", pace.describe()))
-        print(f"\n{spec.name}: {pace.describe()}")
+        print(f"\n{pace.describe()}")
         return with_rates_scaled(spec, pace.scale), pace.scale
 
-    def measured_or_why(total: int):
+    def measured_or_why(spec):
         try:
-            return link_pace.measure(total)
+            return link_pace.measure(spec, captured=evidence_of(request.node) is not None)
         except link_pace.LinkPaceError as err:
-            return str(err)  # kept: the next test of that rate fails at once with it
+            return str(err)  # kept: the next test of that topology fails at once with it
 
     return scaled
 

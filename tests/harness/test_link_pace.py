@@ -1,10 +1,13 @@
-"""The pace measure behind paced_links: what one subflow gets through a rate-limited link of
-the running kernel (the host's here), and topologies with their rates scaled."""
+"""The pace measure behind paced_links: what a test's topology carries on the running kernel
+(the host's here) with its links opened to a rate, and topologies with their rates scaled."""
+
+import os
+from pathlib import Path
 
 import pytest
 
 from harness import link_pace
-from harness.topology import load_named, with_rates_scaled
+from harness.topology import load_named, with_link_impairment, with_rates_scaled
 
 MBIT = 1_000_000
 
@@ -13,19 +16,52 @@ def rates(spec) -> list[int | None]:
     return [link.impair.rate_bit if link.impair else None for link in spec.links]
 
 
+def one_limited_link():
+    return with_link_impairment(load_named("single-path"), rate_bit=20 * MBIT)
+
+
+def tcpdumps_of_this_process() -> list[str]:
+    ours = str(os.getpid())
+    return [proc.name for proc in Path("/proc").glob("[0-9]*")
+            if _field(proc, "comm") == "tcpdump" and _field(proc, "stat").split()[3] == ours]
+
+
+def _field(proc: Path, name: str) -> str:
+    try:
+        return (proc / name).read_text().strip()
+    except OSError:
+        return ""
+
+
 def test_the_measure_is_what_the_link_lets_through_not_what_the_application_wrote(
         mptcp_kernel):
     """3 s of sending into a 2 Mbit/s link: the socket takes far more than the link passes
     (its send buffer), so a sender-side count would read several times the rate."""
-    carried = link_pace.carried_through(2 * MBIT)
+    carried = link_pace.carried_through(one_limited_link(), 2 * MBIT)
     assert 0.8 * 2 * MBIT <= carried <= 1.03 * 2 * MBIT, f"{carried / MBIT:.2f} Mbit/s"
 
 
+def test_a_captured_measure_stops_its_captures(mptcp_kernel):
+    carried = link_pace.carried_through(one_limited_link(), 2 * MBIT, captured=True)
+    assert 0.8 * 2 * MBIT <= carried <= 1.03 * 2 * MBIT, f"{carried / MBIT:.2f} Mbit/s"
+    assert tcpdumps_of_this_process() == []
+
+
 def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
-    spec = load_named("routed")
-    pace = link_pace.measure(link_pace.total_rate_bit(spec))
+    pace = link_pace.measure(load_named("routed"))
     assert pace.total_rate_bit == 40 * MBIT and pace.scale == 1.0, pace.describe()
-    assert pace.describe().startswith("links as written: one subflow carried ")
+    assert pace.describe().startswith("links as written: routed carried ")
+    assert pace.describe().endswith(" Mbit/s with each link at 40.00")
+
+
+def test_the_measure_opens_each_limited_link_to_the_rate_and_drops_its_delay():
+    spec = load_named("asymmetric-paths")  # two links, each with a rate and a delay
+    opened = link_pace.through_links_at(spec, 40 * MBIT)
+    assert rates(opened) == [40 * MBIT, 40 * MBIT]
+    assert [link.impair.delay_us for link in opened.links] == [None, None]
+    assert opened.hosts == spec.hosts
+    routed = load_named("routed")  # its third link (router - server) has no impairment
+    assert rates(link_pace.through_links_at(routed, 40 * MBIT)) == [40 * MBIT, 40 * MBIT, None]
 
 
 def test_scaling_changes_the_rates_and_nothing_else():
@@ -46,9 +82,11 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
 
 
 def test_a_scaled_pace_says_every_measure():
-    pace = link_pace.LinkPace(40 * MBIT, ((40 * MBIT, 22.1 * MBIT), (11_050_000, 5.73 * MBIT),
-                                          (2_865_000, 2.8 * MBIT)))
+    pace = link_pace.LinkPace("routed", 40 * MBIT, ((40 * MBIT, 22.1 * MBIT),
+                                                    (11_050_000, 5.73 * MBIT),
+                                                    (2_865_000, 2.8 * MBIT)))
     assert pace.scale == pytest.approx(0.0716, abs=1e-4)
     assert pace.describe() == (
-        "links scaled by 0.072 for this kernel: one subflow carried 22.10 Mbit/s through "
-        "40.00, then 5.73 Mbit/s through 11.05, then 2.80 Mbit/s through 2.87")
+        "links scaled by 0.072 for this kernel: routed carried 22.10 Mbit/s with each link at "
+        "40.00, then 5.73 Mbit/s with each link at 11.05, then 2.80 Mbit/s with each link at "
+        "2.87")
