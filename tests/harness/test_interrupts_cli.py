@@ -29,17 +29,6 @@ def our_namespaces() -> set[str]:
     return {n for n in names if n.startswith(f"{PROJECT_PREFIX}-")}
 
 
-def processes_named(name: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "comm").read_text().strip() == name:
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
 def start_in_terminal(*args) -> tuple[subprocess.Popen, int]:
     """invoke as the foreground job of a new pseudo-terminal; returns it and the master fd."""
     master, slave = pty.openpty()
@@ -80,9 +69,10 @@ def wait_for_new_namespaces(before: set[str], proc, timeout=60.0) -> set[str]:
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("delay", [0.0, 2.0], ids=["building", "mid-transfer"])
-def test_an_interrupted_host_run_stops_and_leaves_nothing(mptcp_kernel, how, delay):
+def test_an_interrupted_host_run_stops_and_leaves_nothing(mptcp_kernel, processes_named, how,
+                                                         delay):
     before = our_namespaces()
-    tcpdumps_before = set(processes_named("tcpdump"))
+    tcpdumps_before = processes_named("tcpdump")
     proc, master = start_in_terminal("test", "--host", "-k", TEST)
     chunks: list[str] = []
     reader = threading.Thread(target=drain, args=(master, chunks), daemon=True)
@@ -106,4 +96,4 @@ def test_an_interrupted_host_run_stops_and_leaves_nothing(mptcp_kernel, how, del
     assert proc.returncode != 0, output
     assert took < STOP_WITHIN_S, f"stopped {took:.1f} s after the {how}\n{output}"
     assert our_namespaces() - before == set(), output
-    assert set(processes_named("tcpdump")) - tcpdumps_before == set(), output
+    assert processes_named("tcpdump") - tcpdumps_before == set(), output

@@ -1,9 +1,6 @@
 """The pace measure behind paced_links: what a test's topology carries on the running kernel
 (the host's here) with its links opened to a rate, and topologies with their rates scaled."""
 
-import os
-from pathlib import Path
-
 import pytest
 
 from harness import link_pace
@@ -16,35 +13,23 @@ def rates(spec) -> list[int | None]:
     return [link.impair.rate_bit if link.impair else None for link in spec.links]
 
 
-def one_limited_link():
-    return with_link_impairment(load_named("single-path"), rate_bit=20 * MBIT)
-
-
-def tcpdumps_of_this_process() -> list[str]:
-    ours = str(os.getpid())
-    return [proc.name for proc in Path("/proc").glob("[0-9]*")
-            if _field(proc, "comm") == "tcpdump" and _field(proc, "stat").split()[3] == ours]
-
-
-def _field(proc: Path, name: str) -> str:
-    try:
-        return (proc / name).read_text().strip()
-    except OSError:
-        return ""
+def one_link_of(rate_bit: int):
+    return with_link_impairment(load_named("single-path"), rate_bit=rate_bit)
 
 
 def test_the_measure_is_what_the_link_lets_through_not_what_the_application_wrote(
         mptcp_kernel):
     """3 s of sending into a 2 Mbit/s link: the socket takes far more than the link passes
     (its send buffer), so a sender-side count would read several times the rate."""
-    carried = link_pace.carried_through(one_limited_link(), 2 * MBIT)
+    carried = link_pace.carried_through(one_link_of(2 * MBIT), 2 * MBIT)
     assert 0.8 * 2 * MBIT <= carried <= 1.03 * 2 * MBIT, f"{carried / MBIT:.2f} Mbit/s"
 
 
-def test_a_captured_measure_stops_its_captures(mptcp_kernel):
-    carried = link_pace.carried_through(one_limited_link(), 2 * MBIT, captured=True)
+def test_a_captured_measure_stops_its_captures(mptcp_kernel, processes_named):
+    tcpdumps_before = processes_named("tcpdump")
+    carried = link_pace.carried_through(one_link_of(2 * MBIT), 2 * MBIT, captured=True)
     assert 0.8 * 2 * MBIT <= carried <= 1.03 * 2 * MBIT, f"{carried / MBIT:.2f} Mbit/s"
-    assert tcpdumps_of_this_process() == []
+    assert processes_named("tcpdump") - tcpdumps_before == set()
 
 
 def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
