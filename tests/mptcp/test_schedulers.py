@@ -27,6 +27,7 @@ SCHEDULERS = ("roundrobin", "minrtt")
 PATCHES = {"roundrobin": "mptcp-sched-add-the-roundrobin-scheduler",  # 0006
            "minrtt": "mptcp-sched-add-the-minrtt-scheduler"}  # 0007
 CLIENT_INTERFACES = ("eth0", "eth1")
+PATH_DOWN_PHASE_BYTES = 4 * MB  # sent before a path goes down, and after (scaled with the links)
 PACED_RATE_BIT = 4_000_000  # the paced application: well below one 20 Mbit/s link
 PACED_SECONDS = 5.0
 # Bounds on the paced scenarios, set between the ranges measured for each scheduler (in
@@ -238,20 +239,26 @@ def test_minrtt_keeps_a_paced_application_on_the_fast_path_more_than_the_default
 
 @pytest.mark.parametrize("path", CLIENT_INTERFACES)  # the first subflow's path, the join's
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
-def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_with, scheduler,
-                                                              path):
-    topo = with_scheduler(topology, built_with, "two-paths", scheduler)
+def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, paced_links, built_with,
+                                                              scheduler, path):
+    """The path that goes down must have carried data first, and how data splits over equal
+    paths holds only while the links, not the CPU, set the pace (minrtt failed here once on
+    the debug kernel): on a kernel that cannot fill them they are scaled to what it fills
+    (paced_links), and the data with them."""
+    spec, scale = paced_links("two-paths")
+    topo = with_scheduler(topology, built_with, spec, scheduler)
     client, server = topo.ns("client"), topo.ns("server")
+    phase = int(PATH_DOWN_PHASE_BYTES * scale)
     before = client_tx_bytes(topo)
     with traffic.session(client, server, topo.addresses("server", 4)[0], subflows=2) as live:
-        live.sender.send(nbytes=4 * MB)
-        wait_until(lambda: mptcp_info(live.sock).bytes_acked >= 2 * MB, 30,
-                   "the server to acknowledge 2 MB")
+        live.sender.send(nbytes=phase)
+        wait_until(lambda: mptcp_info(live.sock).bytes_acked >= phase // 2, 30,
+                   f"the server to acknowledge {phase // 2} bytes")
         moved = {iface: now - before[iface] for iface, now in client_tx_bytes(topo).items()}
-        assert moved[path] > MB, f"{path} carried little before going down: {moved}"
+        assert moved[path] > phase // 4, f"{path} carried little before going down: {moved}"
         run(["ip", "link", "set", path, "down"], ns=client)
         at_down = client_tx_bytes(topo)
-        live.sender.send(nbytes=4 * MB)
+        live.sender.send(nbytes=phase)
         end = live.sender.finish()
     received = live.sink.result()
     wire = {iface: now - before[iface] for iface, now in client_tx_bytes(topo).items()}
@@ -262,7 +269,7 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, built_w
     # at least what had not left the client when the path went down (wire bytes count
     # headers too, so what had left is at most the bytes sent until then)
     other = next(iface for iface in CLIENT_INTERFACES if iface != path)
-    left_to_send = 8 * MB - sum(at_down[iface] - before[iface] for iface in CLIENT_INTERFACES)
+    left_to_send = 2 * phase - sum(at_down[iface] - before[iface] for iface in CLIENT_INTERFACES)
     after = {iface: now - at_down[iface] for iface, now in client_tx_bytes(topo).items()}
     assert after[path] == 0, f"{path} sent {after[path]} B after going down"
     assert after[other] >= left_to_send, \
