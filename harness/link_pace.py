@@ -19,7 +19,12 @@ through a router 4 to 6, and less again with every link captured as a test's are
 - the kernel fills links of a rate only if each of CONNECTIONS connections in a row did, and
   the slowest of them counts: on the debug kernel the pace of one connection varies widely
   (`asymmetric-paths` with each link at 40 Mbit/s: 20.5, 32.1 and 14.4 in one boot; 38.3 in
-  another, after which the test's own connection did not fill the links as written).
+  another, after which the test's own connection did not fill the links as written);
+- a test whose application is paced (its premise is a pace, not a bulk transfer) is measured
+  with a sender paced at the links' rate, as its own is: a paced sender writes small chunks,
+  and on the debug kernel the cost is the write, not the byte (`asymmetric-paths`: three bulk
+  connections carried at least 34.9 Mbit/s, then the test's application paced at 28 sent
+  9.4).
 The test's premise, thresholds and shares stay the same; its byte counts and application
 rates scale with the links. The scale is said in the test's output and in the report.
 """
@@ -50,6 +55,7 @@ class LinkPaceError(HarnessError):
 class LinkPace:
     topology: str
     total_rate_bit: int  # the links of the test, together
+    paced_app: bool  # measured with a sender paced at the links' rate, not a bulk one
     # (each link's rate, what the topology carried: the slowest connection, how many ran)
     measures: tuple[tuple[int, float, int], ...]
 
@@ -62,7 +68,8 @@ class LinkPace:
         first, *then = [f"{carried / 1e6:.2f} Mbit/s with each link at {rate / 1e6:.2f}"
                         f" (slowest of {connections})"
                         for rate, carried, connections in self.measures]
-        measured = f"{self.topology} carried {', then '.join([first, *then])}"
+        sender = "an application paced at the links' rate" if self.paced_app else "a bulk sender"
+        measured = f"{self.topology} carried {', then '.join([first, *then])}, from {sender}"
         if self.scale == 1.0:
             return f"links as written: {measured}"
         return f"links scaled by {self.scale:.3f} for this kernel: {measured}"
@@ -86,10 +93,12 @@ def through_links_at(spec: Topology, rate_bit: int) -> Topology:
     return replace(spec, links=links)
 
 
-def carried_through(spec: Topology, rate_bit: int, captured: bool = False) -> float:
+def carried_through(spec: Topology, rate_bit: int, captured: bool = False,
+                    paced_app: bool = False) -> float:
     """Bits per second a connection from the topology's client to its server delivered with
     each rate-limited link at rate_bit, as the receiver counted them (from the connection to
-    the end of data); captured: every link captured as a test's evidence has it."""
+    the end of data); captured: every link captured as a test's evidence has it; paced_app:
+    the sender paced at rate_bit (traffic.Sender.send), else as fast as the socket takes."""
     with ExitStack() as stack:
         topo = stack.enter_context(build(through_links_at(spec, rate_bit)))
         if captured:
@@ -101,32 +110,37 @@ def carried_through(spec: Topology, rate_bit: int, captured: bool = False) -> fl
             for capture in captures:
                 capture.wait_ready()
         result = traffic.transfer(topo.ns("client"), topo.ns("server"),
-                                  topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS)
+                                  topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS,
+                                  rate_bit=rate_bit if paced_app else None)
     if not result.intact:
         raise LinkPaceError(f"the pace measure's transfer through {spec.name} with links of "
                             f"{rate_bit} bit/s arrived damaged: {result}")
     return result.received.mbit_per_s * 1e6
 
 
-def slowest_through(spec: Topology, rate_bit: int, captured: bool) -> tuple[int, float, int]:
+def slowest_through(spec: Topology, rate_bit: int, captured: bool,
+                    paced_app: bool) -> tuple[int, float, int]:
     """(rate_bit, the slowest connection's rate, how many ran): up to CONNECTIONS, the first
     one that does not fill the links the last."""
     carried = []
     while len(carried) < CONNECTIONS and min(carried, default=rate_bit) >= KEEPS_UP * rate_bit:
-        carried.append(carried_through(spec, rate_bit, captured))
+        carried.append(carried_through(spec, rate_bit, captured, paced_app))
     return rate_bit, min(carried), len(carried)
 
 
-def measure(spec: Topology, captured: bool = False) -> LinkPace:
+def measure(spec: Topology, captured: bool = False, paced_app: bool = False) -> LinkPace:
     """The pace of this kernel in spec: the links as written if the topology carries the
     rate of its links together with each link at that rate, else HEADROOM of what it
     carried, measured again (a lower pace makes smaller segments, each costing as much CPU),
-    until the kernel fills the links it is given."""
+    until the kernel fills the links it is given. paced_app: for a test whose application
+    is paced; the measure's sender is paced at the links' rate too."""
     total = total_rate_bit(spec)
-    measures = [slowest_through(spec, total, captured)]
+    measures = [slowest_through(spec, total, captured, paced_app)]
     while measures[-1][1] < KEEPS_UP * measures[-1][0]:
         if len(measures) == MAX_MEASURES:
+            unfilled = LinkPace(spec.name, total, paced_app, tuple(measures))
             raise LinkPaceError(f"this kernel filled none of the links it was measured through: "
-                                f"{LinkPace(spec.name, total, tuple(measures)).describe()}")
-        measures.append(slowest_through(spec, int(measures[-1][1] * HEADROOM), captured))
-    return LinkPace(spec.name, total, tuple(measures))
+                                f"{unfilled.describe()}")
+        measures.append(slowest_through(spec, int(measures[-1][1] * HEADROOM), captured,
+                                        paced_app))
+    return LinkPace(spec.name, total, paced_app, tuple(measures))

@@ -203,27 +203,29 @@ def topology(request, mptcp_kernel):
         yield make
 
 
-LINK_PACES = pytest.StashKey[dict]()  # in the run's config stash: (topology, rate) -> pace
+LINK_PACES = pytest.StashKey[dict]()  # in the config stash: (topology, rate, paced_app) -> pace
 
 
 @pytest.fixture
 def paced_links(request, mptcp_kernel):
-    """paced_links(spec) -> (spec, scale): spec (a name or a Topology) with its link rates
-    scaled to what this kernel fills in it (harness.link_pace), for a test whose premise is
-    that the links set the pace. Measured once per session, topology and total rate, captured
-    as the test's links are; a scale other than 1 is printed, in the test's JUnit properties
-    and in the run's summary. A failed measure fails every test that needs it."""
+    """paced_links(spec, paced_app=False) -> (spec, scale): spec (a name or a Topology) with
+    its link rates scaled to what this kernel fills in it (harness.link_pace), for a test
+    whose premise is that the links set the pace; paced_app for a test whose application is
+    paced (the measure's sender is paced too). Measured once per session, topology, total
+    rate and sender, captured as the test's links are; a scale other than 1 is printed, in
+    the test's JUnit properties and in the run's summary. A failed measure fails every test
+    that needs it."""
     from harness import link_pace
     from harness.topology import load_named, with_rates_scaled
 
     paces = request.config.stash.setdefault(LINK_PACES, {})
 
-    def scaled(spec):
+    def scaled(spec, paced_app=False):
         if isinstance(spec, str):
             spec = load_named(spec)
-        key = (spec.name, link_pace.total_rate_bit(spec))
+        key = (spec.name, link_pace.total_rate_bit(spec), paced_app)
         if key not in paces:
-            paces[key] = measured_or_why(spec)
+            paces[key] = measured_or_why(spec, paced_app)
         pace = paces[key]
         if isinstance(pace, str):
             pytest.fail(pace, pytrace=False)
@@ -231,9 +233,10 @@ def paced_links(request, mptcp_kernel):
         print(f"\n{pace.describe()}")
         return with_rates_scaled(spec, pace.scale), pace.scale
 
-    def measured_or_why(spec):
+    def measured_or_why(spec, paced_app):
         try:
-            return link_pace.measure(spec, captured=evidence_of(request.node) is not None)
+            return link_pace.measure(spec, captured=evidence_of(request.node) is not None,
+                                     paced_app=paced_app)
         except link_pace.LinkPaceError as err:
             return str(err)  # kept: the next test of that topology fails at once with it
 

@@ -36,7 +36,17 @@ def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
     pace = link_pace.measure(load_named("routed"))
     assert pace.total_rate_bit == 40 * MBIT and pace.scale == 1.0, pace.describe()
     assert pace.describe().startswith("links as written: routed carried ")
-    assert pace.describe().endswith(" Mbit/s with each link at 40.00 (slowest of 3)")
+    assert pace.describe().endswith(" Mbit/s with each link at 40.00 (slowest of 3), "
+                                    "from a bulk sender")
+
+
+def test_a_paced_application_that_keeps_up_keeps_the_links_as_written(mptcp_kernel):
+    """The measure's sender paced at the links' rate, as a paced test's application is: on
+    a kernel that keeps up it reaches that rate (a pace off by a unit would not)."""
+    pace = link_pace.measure(load_named("routed"), paced_app=True)
+    assert pace.scale == 1.0, pace.describe()
+    assert pace.describe().endswith(" (slowest of 3), from an application paced at the "
+                                    "links' rate")
 
 
 def test_the_measure_opens_each_limited_link_to_the_rate_and_drops_its_delay():
@@ -67,14 +77,14 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
 
 
 def test_a_scaled_pace_says_every_measure():
-    pace = link_pace.LinkPace("routed", 40 * MBIT, ((40 * MBIT, 22.1 * MBIT, 2),
+    pace = link_pace.LinkPace("routed", 40 * MBIT, False, ((40 * MBIT, 22.1 * MBIT, 2),
                                                     (11_050_000, 5.73 * MBIT, 1),
                                                     (2_865_000, 2.8 * MBIT, 3)))
     assert pace.scale == pytest.approx(0.0716, abs=1e-4)
     assert pace.describe() == (
         "links scaled by 0.072 for this kernel: routed carried 22.10 Mbit/s with each link at "
         "40.00 (slowest of 2), then 5.73 Mbit/s with each link at 11.05 (slowest of 1), then "
-        "2.80 Mbit/s with each link at 2.87 (slowest of 3)")
+        "2.80 Mbit/s with each link at 2.87 (slowest of 3), from a bulk sender")
 
 
 def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
@@ -84,12 +94,13 @@ def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
     paces = iter([38.3 * MBIT, 6.4 * MBIT, 3.1 * MBIT, 2.9 * MBIT, 3.0 * MBIT])
     asked = []
 
-    def carried_through(spec, rate_bit, captured):
-        asked.append(rate_bit)
+    def carried_through(spec, rate_bit, captured, paced_app):
+        asked.append((rate_bit, paced_app))
         return next(paces)
 
     monkeypatch.setattr(link_pace, "carried_through", carried_through)
-    pace = link_pace.measure(load_named("asymmetric-paths"))
-    assert asked == [40 * MBIT, 40 * MBIT, 3_200_000, 3_200_000, 3_200_000]
+    pace = link_pace.measure(load_named("asymmetric-paths"), paced_app=True)
+    assert asked == [(rate, True) for rate in (40 * MBIT, 40 * MBIT, 3_200_000, 3_200_000,
+                                               3_200_000)]
     assert pace.measures == ((40 * MBIT, 6.4 * MBIT, 2), (3_200_000, 2.9 * MBIT, 3))
     assert pace.scale == pytest.approx(0.08)

@@ -340,8 +340,10 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
     minrtt looked at send space alone, median 354304 B and a share of 0.005 (the fast
     subflow's send buffer always had room, and the application was held to one path).
     On a kernel that cannot fill the links (the debug kernel under emulation), they and the
-    application's pace are scaled to what it fills (paced_links)."""
-    spec, scale = paced_links("asymmetric-paths")
+    application's pace are scaled to what it fills with an application paced as this one
+    is (paced_links: the debug kernel's bulk sender filled links of 40 Mbit/s while this
+    application, paced at 28, sent 9.4)."""
+    spec, scale = paced_links("asymmetric-paths", paced_app=True)
     topo = with_scheduler(topology, built_with, spec, "minrtt")
     queued = []
     with traffic.session(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
@@ -359,6 +361,7 @@ def test_minrtt_sends_on_the_slow_path_what_the_fast_one_cannot_send_yet(topolog
     split = shares(bytes_per_subflow(end))
     median = statistics.median(queued)
     print(f"\nfast subflow's unsent bytes: median {median:.0f}, max {max(queued)} "
-          f"({len(queued)} samples); split {split}")
+          f"({len(queued)} samples); split {split}; the application sent "
+          f"{end.mbit_per_s:.2f} Mbit/s, paced at {OVERFLOW_RATE_BIT * scale / 1e6:.2f}")
     assert median <= MINRTT_FAST_NOTSENT_MAX, queued
     assert split[SLOW_PATH_ADDR] >= MINRTT_OVERFLOW_SLOW_MIN_SHARE, split
