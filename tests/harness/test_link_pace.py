@@ -42,7 +42,7 @@ def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
 
 def test_a_paced_application_that_keeps_up_keeps_the_links_as_written(mptcp_kernel):
     """The measure's sender paced at the links' rate, as a paced test's application is: on
-    a kernel that keeps up it reaches that rate (a pace off by a unit would not)."""
+    a kernel that keeps up it reaches that rate (a sender that fell short of it would not)."""
     pace = link_pace.measure(load_named("routed"), paced_app=True)
     assert pace.scale == 1.0, pace.describe()
     assert pace.describe().endswith(" (slowest of 3), from an application paced at the "
@@ -77,9 +77,9 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
 
 
 def test_a_scaled_pace_says_every_measure():
-    pace = link_pace.LinkPace("routed", 40 * MBIT, False, ((40 * MBIT, 22.1 * MBIT, 2),
-                                                    (11_050_000, 5.73 * MBIT, 1),
-                                                    (2_865_000, 2.8 * MBIT, 3)))
+    measures = ((40 * MBIT, 22.1 * MBIT, 2), (11_050_000, 5.73 * MBIT, 1),
+                (2_865_000, 2.8 * MBIT, 3))
+    pace = link_pace.LinkPace("routed", 40 * MBIT, False, measures)
     assert pace.scale == pytest.approx(0.0716, abs=1e-4)
     assert pace.describe() == (
         "links scaled by 0.072 for this kernel: routed carried 22.10 Mbit/s with each link at "
