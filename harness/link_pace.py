@@ -23,7 +23,7 @@ through a router 4 to 6, and less again with every link captured as a test's are
 - a test whose application is paced (its premise is a pace, not a bulk transfer) is measured
   with a sender paced at the links' rate, as its own is: a paced sender writes small chunks,
   and on the debug kernel the cost is more the write than the byte (`asymmetric-paths`: three bulk
-  connections carried at least 34.9 Mbit/s, then the test's application paced at 28 sent
+  connections carried at least 34.8 Mbit/s, then the test's application paced at 28 sent
   9.4).
 The test's premise, thresholds and shares stay the same; its byte counts and application
 rates scale with the links. The scale is said in the test's output and in the report.
