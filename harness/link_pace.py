@@ -16,35 +16,42 @@ through a router 4 to 6, and less again with every link captured as a test's are
 - a slower one is measured again with links that together take HEADROOM of what it carried,
   and lowered again if it does not fill those either (its segments are as small as its pace
   makes them, so a slower link costs more CPU a byte);
-- the kernel fills links of a rate only if each of CONNECTIONS connections in a row did, and
-  the slowest of them counts: on the debug kernel the pace of one connection varies widely
-  (`asymmetric-paths` with each link at 40 Mbit/s: 20.5, 32.1 and 14.4 in one boot; 38.3 in
-  another, after which the test's own connection did not fill the links as written);
+- at each rate CONNECTIONS connections run one after the other, and the slowest counts: on
+  the debug kernel a connection has two paces. While a link's queue holds data, the rest of
+  the path runs from its timer and the sender only sends; while it is empty, the sender's
+  own system call carries each segment through the whole topology and into the receiver's
+  TCP, and costs several times the CPU a byte (perf in the guest, `two-paths` with each link
+  at 13 Mbit/s: 49 % of the CPUs in the sender for 5.6 Mbit/s, against 12 % for 24.6). So a
+  connection that starts slow stays slow (in one boot 14 connections of 24 carried 5.6 to
+  16.1 Mbit/s, the others 18.4 to 25.3). The links are scaled so far (HEADROOM) that even a slow
+  connection fills them, and then its queue makes it fast: links of 3.3 Mbit/s each were
+  filled by 8 connections of 8, those of 6.5 by 7 of 8;
 - a test whose application is paced (its premise is a pace, not a bulk transfer) is measured
   with a sender paced at the links' rate, as its own is: a paced sender writes small chunks,
-  and on the debug kernel the cost is more the write than the byte (`asymmetric-paths`: three bulk
-  connections carried at least 34.8 Mbit/s, then the test's application paced at 28 sent
-  9.4).
+  and on the debug kernel the cost is more the write than the byte (`asymmetric-paths`:
+  three bulk connections carried at least 34.8 Mbit/s, then the test's application paced at
+  28 sent 9.4).
 The test's premise, thresholds and shares stay the same; its byte counts and application
 rates scale with the links. The scale is said in the test's output and in the report.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 
 from harness import traffic
 from harness.capture import stop_all
 from harness.errors import HarnessError
 from harness.evidence import link_captures
-from harness.topology import Impairment, Topology, build
+from harness.topology import Impairment, Topo, Topology, build
 
 KEEPS_UP = 0.8  # of the links' rate: the kernel fills them
-HEADROOM = 0.5  # of what a slow kernel carried: the scaled links together
-MEASURE_SECONDS = 3.0  # of sending; then what the socket still holds drains at the link's rate
+HEADROOM = 0.25  # of what a slow kernel carried: the scaled links together
+MEASURE_SECONDS = 1.5  # of sending; then what the socket still holds drains at the link's rate
 MAX_MEASURES = 4
-CONNECTIONS = 3  # at each rate: every one must fill the links; the slowest counts
+CONNECTIONS = 8  # at each rate, in one build: the slowest counts
 
 
 class LinkPaceError(HarnessError):
@@ -56,8 +63,8 @@ class LinkPace:
     topology: str
     total_rate_bit: int  # the links of the test, together
     paced_app: bool  # measured with a sender paced at the links' rate, not a bulk one
-    # (each link's rate, what the topology carried: the slowest connection, how many ran)
-    measures: tuple[tuple[int, float, int], ...]
+    # (each link's rate, what the slowest of CONNECTIONS connections carried)
+    measures: tuple[tuple[int, float], ...]
 
     @property
     def scale(self) -> float:
@@ -66,8 +73,7 @@ class LinkPace:
 
     def describe(self) -> str:
         first, *then = [f"{carried / 1e6:.2f} Mbit/s with each link at {rate / 1e6:.2f}"
-                        f" (slowest of {connections})"
-                        for rate, carried, connections in self.measures]
+                        f" (slowest of {CONNECTIONS})" for rate, carried in self.measures]
         sender = "an application paced at the links' rate" if self.paced_app else "a bulk sender"
         measured = f"{self.topology} carried {', then '.join([first, *then])}, from {sender}"
         if self.scale == 1.0:
@@ -93,12 +99,10 @@ def through_links_at(spec: Topology, rate_bit: int) -> Topology:
     return replace(spec, links=links)
 
 
-def carried_through(spec: Topology, rate_bit: int, captured: bool = False,
-                    paced_app: bool = False) -> float:
-    """Bits per second a connection from the topology's client to its server delivered with
-    each rate-limited link at rate_bit, as the receiver counted them (from the connection to
-    the end of data); captured: every link captured as a test's evidence has it; paced_app:
-    the sender paced at rate_bit (traffic.Sender.send), else as fast as the socket takes."""
+@contextmanager
+def links_at(spec: Topology, rate_bit: int, captured: bool = False) -> Iterator[Topo]:
+    """spec built with each rate-limited link at rate_bit (through_links_at); captured: every
+    link captured as a test's evidence has it."""
     with ExitStack() as stack:
         topo = stack.enter_context(build(through_links_at(spec, rate_bit)))
         if captured:
@@ -109,23 +113,35 @@ def carried_through(spec: Topology, rate_bit: int, captured: bool = False,
             stack.callback(stop_all, captures)
             for capture in captures:
                 capture.wait_ready()
-        result = traffic.transfer(topo.ns("client"), topo.ns("server"),
-                                  topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS,
-                                  rate_bit=rate_bit if paced_app else None)
+        yield topo
+
+
+def carried_by(topo: Topo, rate_bit: int, paced_app: bool = False) -> float:
+    """Bits per second one connection from topo's client to its server delivered, as the
+    receiver counted them (from the connection to the end of data); paced_app: the sender
+    paced at rate_bit (traffic.Sender.send), else as fast as the socket takes."""
+    result = traffic.transfer(topo.ns("client"), topo.ns("server"),
+                              topo.addresses("server", 4)[0], seconds=MEASURE_SECONDS,
+                              rate_bit=rate_bit if paced_app else None)
     if not result.intact:
-        raise LinkPaceError(f"the pace measure's transfer through {spec.name} with links of "
+        raise LinkPaceError(f"the pace measure's transfer through {topo.name} with links of "
                             f"{rate_bit} bit/s arrived damaged: {result}")
     return result.received.mbit_per_s * 1e6
 
 
+def carried_through(spec: Topology, rate_bit: int, captured: bool = False,
+                    paced_app: bool = False) -> float:
+    """What one connection carried through spec with each rate-limited link at rate_bit."""
+    with links_at(spec, rate_bit, captured) as topo:
+        return carried_by(topo, rate_bit, paced_app)
+
+
 def slowest_through(spec: Topology, rate_bit: int, captured: bool,
-                    paced_app: bool) -> tuple[int, float, int]:
-    """(rate_bit, the slowest connection's rate, how many ran): up to CONNECTIONS, the first
-    one that does not fill the links the last."""
-    carried = []
-    while len(carried) < CONNECTIONS and min(carried, default=rate_bit) >= KEEPS_UP * rate_bit:
-        carried.append(carried_through(spec, rate_bit, captured, paced_app))
-    return rate_bit, min(carried), len(carried)
+                    paced_app: bool) -> tuple[int, float]:
+    """(rate_bit, the slowest connection's rate) of CONNECTIONS one after the other in one
+    build of the topology."""
+    with links_at(spec, rate_bit, captured) as topo:
+        return rate_bit, min(carried_by(topo, rate_bit, paced_app) for _ in range(CONNECTIONS))
 
 
 def measure(spec: Topology, captured: bool = False, paced_app: bool = False) -> LinkPace:

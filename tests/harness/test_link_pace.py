@@ -1,6 +1,8 @@
 """The pace measure behind paced_links: what a test's topology carries on the running kernel
 (the host's here) with its links opened to a rate, and topologies with their rates scaled."""
 
+from contextlib import contextmanager
+
 import pytest
 
 from harness import link_pace
@@ -36,7 +38,7 @@ def test_a_kernel_that_fills_the_links_keeps_them_as_written(mptcp_kernel):
     pace = link_pace.measure(load_named("routed"))
     assert pace.total_rate_bit == 40 * MBIT and pace.scale == 1.0, pace.describe()
     assert pace.describe().startswith("links as written: routed carried ")
-    assert pace.describe().endswith(" Mbit/s with each link at 40.00 (slowest of 3), "
+    assert pace.describe().endswith(" Mbit/s with each link at 40.00 (slowest of 8), "
                                     "from a bulk sender")
 
 
@@ -45,7 +47,7 @@ def test_a_paced_application_that_keeps_up_keeps_the_links_as_written(mptcp_kern
     a kernel that keeps up it reaches that rate (a sender that fell short of it would not)."""
     pace = link_pace.measure(load_named("routed"), paced_app=True)
     assert pace.scale == 1.0, pace.describe()
-    assert pace.describe().endswith(" (slowest of 3), from an application paced at the "
+    assert pace.describe().endswith(" (slowest of 8), from an application paced at the "
                                     "links' rate")
 
 
@@ -77,30 +79,37 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
 
 
 def test_a_scaled_pace_says_every_measure():
-    measures = ((40 * MBIT, 22.1 * MBIT, 2), (11_050_000, 5.73 * MBIT, 1),
-                (2_865_000, 2.8 * MBIT, 3))
+    measures = ((40 * MBIT, 22.1 * MBIT), (5_525_000, 5.73 * MBIT))
     pace = link_pace.LinkPace("routed", 40 * MBIT, False, measures)
-    assert pace.scale == pytest.approx(0.0716, abs=1e-4)
+    assert pace.scale == pytest.approx(0.1381, abs=1e-4)
     assert pace.describe() == (
-        "links scaled by 0.072 for this kernel: routed carried 22.10 Mbit/s with each link at "
-        "40.00 (slowest of 2), then 5.73 Mbit/s with each link at 11.05 (slowest of 1), then "
-        "2.80 Mbit/s with each link at 2.87 (slowest of 3), from a bulk sender")
+        "links scaled by 0.138 for this kernel: routed carried 22.10 Mbit/s with each link at "
+        "40.00 (slowest of 8), then 5.73 Mbit/s with each link at 5.53 (slowest of 8), from a "
+        "bulk sender")
 
 
 def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
     """The pace of a connection can be bimodal (the debug kernel under emulation): the links
-    stay as written only if every connection filled them. The connections' rates are given
-    here, in the order the measure asks for them, as no kernel is slow on demand."""
-    paces = iter([38.3 * MBIT, 6.4 * MBIT, 3.1 * MBIT, 2.9 * MBIT, 3.0 * MBIT])
+    stay as written only if every connection filled them, and the slowest sets the scale.
+    The connections' rates are given here, in the order the measure asks for them, as no
+    kernel is slow on demand."""
+    fast, slow = [38.3 * MBIT] * 3, [6.4 * MBIT]
+    paces = iter(fast + slow + fast[:1] + [20 * MBIT] * 3 + [1.55 * MBIT] * 7 + [1.5 * MBIT])
     asked = []
 
-    def carried_through(spec, rate_bit, captured, paced_app):
+    @contextmanager
+    def links_at(spec, rate_bit, captured):
+        asked.append(("build", rate_bit))
+        yield spec
+
+    def carried_by(topo, rate_bit, paced_app):
         asked.append((rate_bit, paced_app))
         return next(paces)
 
-    monkeypatch.setattr(link_pace, "carried_through", carried_through)
+    monkeypatch.setattr(link_pace, "links_at", links_at)
+    monkeypatch.setattr(link_pace, "carried_by", carried_by)
     pace = link_pace.measure(load_named("asymmetric-paths"), paced_app=True)
-    assert asked == [(rate, True) for rate in (40 * MBIT, 40 * MBIT, 3_200_000, 3_200_000,
-                                               3_200_000)]
-    assert pace.measures == ((40 * MBIT, 6.4 * MBIT, 2), (3_200_000, 2.9 * MBIT, 3))
-    assert pace.scale == pytest.approx(0.08)
+    assert asked == [step for rate in (40 * MBIT, 1_600_000)
+                     for step in [("build", rate)] + [(rate, True)] * link_pace.CONNECTIONS]
+    assert pace.measures == ((40 * MBIT, 6.4 * MBIT), (1_600_000, 1.5 * MBIT))
+    assert pace.scale == pytest.approx(0.04)
