@@ -21,7 +21,7 @@ through a router 4 to 6, and less again with every link captured as a test's are
   the path runs from its timer and the sender only sends; while it is empty, the sender's
   own system call carries each segment through the whole topology and into the receiver's
   TCP, and costs several times the CPU a byte (perf in the guest, `two-paths` with each link
-  at 13 Mbit/s: 49 % of the CPUs in the sender for 5.6 Mbit/s, against 12 % for 24.6). So a
+  at 13 Mbit/s: 48 % of the CPUs in the sender for 5.6 Mbit/s, against 12 % for 24.6). So a
   connection that starts slow stays slow (in one boot 14 connections of 24 carried 5.6 to
   16.1 Mbit/s, the others 18.4 to 25.3). The links are scaled so far (HEADROOM) that even a slow
   connection fills them, and then its queue makes it fast: links of 3.3 Mbit/s each were
@@ -127,13 +127,6 @@ def carried_by(topo: Topo, rate_bit: int, paced_app: bool = False) -> float:
         raise LinkPaceError(f"the pace measure's transfer through {topo.name} with links of "
                             f"{rate_bit} bit/s arrived damaged: {result}")
     return result.received.mbit_per_s * 1e6
-
-
-def carried_through(spec: Topology, rate_bit: int, captured: bool = False,
-                    paced_app: bool = False) -> float:
-    """What one connection carried through spec with each rate-limited link at rate_bit."""
-    with links_at(spec, rate_bit, captured) as topo:
-        return carried_by(topo, rate_bit, paced_app)
 
 
 def slowest_through(spec: Topology, rate_bit: int, captured: bool,
