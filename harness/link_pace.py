@@ -23,9 +23,11 @@ through a router 4 to 6, and less again with every link captured as a test's are
   TCP, and costs several times the CPU a byte (perf in the guest, `two-paths` with each link
   at 13 Mbit/s: 48 % of the CPUs in the sender for 5.6 Mbit/s, against 12 % for 24.6). So a
   connection that starts slow stays slow (in one boot 14 connections of 24 carried 5.6 to
-  16.1 Mbit/s, the others 18.4 to 25.3). The links are scaled so far (HEADROOM) that even a slow
-  connection fills them, and then its queue makes it fast: links of 3.3 Mbit/s each were
-  filled by 8 connections of 8, those of 6.5 by 7 of 8;
+  16.1 Mbit/s, the others 18.4 to 25.3). The links are scaled so far (HEADROOM) that even
+  a slow connection fills them, and then its queue makes it fast: links of 3.3 Mbit/s each
+  were filled by 8 connections of 8, those of 6.5 by 7 of 8. Too far for a test whose
+  scaled transfer the socket buffers take at once (README: the paced tests on the debug
+  kernel);
 - a test whose application is paced (its premise is a pace, not a bulk transfer) is measured
   with a sender paced at the links' rate, as its own is: a paced sender writes small chunks,
   and on the debug kernel the cost is more the write than the byte (`asymmetric-paths`:

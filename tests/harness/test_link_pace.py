@@ -95,8 +95,9 @@ def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
     stay as written only if every connection filled them, and the slowest sets the scale.
     The connections' rates are given here, in the order the measure asks for them, as no
     kernel is slow on demand."""
-    fast, slow = [38.3 * MBIT] * 3, [6.4 * MBIT]
-    paces = iter(fast + slow + fast[:1] + [20 * MBIT] * 3 + [1.55 * MBIT] * 7 + [1.5 * MBIT])
+    at_40 = [38.3, 38.3, 38.3, 6.4, 38.3, 20, 20, 20]
+    at_1_6 = [1.55] * 7 + [1.5]
+    paces = iter(mbit * MBIT for mbit in at_40 + at_1_6)
     asked = []
 
     @contextmanager
