@@ -208,19 +208,21 @@ LINK_PACES = pytest.StashKey[dict]()  # in the config stash: (topology, rate, pa
 
 @pytest.fixture
 def paced_links(request, mptcp_kernel):
-    """paced_links(spec, paced_app=False) -> (spec, scale): spec (a name or a Topology) with
-    its link rates scaled to what this kernel fills in it (harness.link_pace), for a test
-    whose premise is that the links set the pace; paced_app for a test whose application is
-    paced (the measure's sender is paced too). Measured once per session, topology, total
-    rate and sender, captured as the test's links are; a scale other than 1 is printed, in
-    the test's JUnit properties and in the run's summary. A failed measure fails every test
-    that needs it."""
+    """paced_links(spec, paced_app=False, transfer=None) -> (spec, scale): spec (a name or a
+    Topology) with its link rates scaled to what this kernel fills in it (harness.link_pace),
+    for a test whose premise is that the links set the pace; paced_app for a test whose
+    application is paced (the measure's sender is paced too). scale is the links'; given
+    transfer (the test's transfer as written, in bytes) it is the scale of the test's byte
+    counts, which keeps the transfer no smaller than link_pace.LEAST_SCALED_BYTES. Measured
+    once per session, topology, total rate and sender, captured as the test's links are; a
+    scale other than 1 is printed, in the test's JUnit properties and in the run's summary.
+    A failed measure fails every test that needs it."""
     from harness import link_pace
     from harness.topology import load_named, with_rates_scaled
 
     paces = request.config.stash.setdefault(LINK_PACES, {})
 
-    def scaled(spec, paced_app=False):
+    def scaled(spec, paced_app=False, transfer=None):
         if isinstance(spec, str):
             spec = load_named(spec)
         key = (spec.name, link_pace.total_rate_bit(spec), paced_app)
@@ -229,9 +231,19 @@ def paced_links(request, mptcp_kernel):
         pace = paces[key]
         if isinstance(pace, str):
             pytest.fail(pace, pytrace=False)
-        request.node.user_properties.append(("link_pace", pace.describe()))
-        print(f"\n{pace.describe()}")
-        return with_rates_scaled(spec, pace.scale), pace.scale
+        said(pace.describe())
+        if transfer is None:
+            return with_rates_scaled(spec, pace.scale), pace.scale
+        of_bytes = link_pace.bytes_scale(pace.scale, transfer)
+        if of_bytes != pace.scale:
+            said(f"bytes scaled by {of_bytes:.3f}: a transfer of {transfer} B as written "
+                 f"becomes {int(transfer * of_bytes)} B, no less than "
+                 f"{link_pace.LEAST_SCALED_BYTES}")
+        return with_rates_scaled(spec, pace.scale), of_bytes
+
+    def said(line):
+        request.node.user_properties.append(("link_pace", line))
+        print(f"\n{line}")
 
     def measured_or_why(spec, paced_app):
         try:

@@ -95,9 +95,10 @@ def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
     stay as written only if every connection filled them, and the slowest sets the scale.
     The connections' rates are given here, in the order the measure asks for them, as no
     kernel is slow on demand."""
-    at_40 = [38.3, 38.3, 38.3, 6.4, 38.3, 20, 20, 20]
-    at_1_6 = [1.55] * 7 + [1.5]
-    paces = iter(mbit * MBIT for mbit in at_40 + at_1_6)
+    at_40 = [mbit * MBIT for mbit in (38.3, 38.3, 38.3, 6.4, 38.3, 20, 20, 20)]
+    lowered = int(6.4 * MBIT * link_pace.HEADROOM)
+    at_lowered = [0.97 * lowered] * 7 + [0.94 * lowered]
+    paces = iter(at_40 + at_lowered)
     asked = []
 
     @contextmanager
@@ -112,7 +113,17 @@ def test_one_slow_connection_is_enough_to_scale_the_links(monkeypatch):
     monkeypatch.setattr(link_pace, "links_at", links_at)
     monkeypatch.setattr(link_pace, "carried_by", carried_by)
     pace = link_pace.measure(load_named("asymmetric-paths"), paced_app=True)
-    assert asked == [step for rate in (40 * MBIT, 1_600_000)
+    assert asked == [step for rate in (40 * MBIT, lowered)
                      for step in [("build", rate)] + [(rate, True)] * link_pace.CONNECTIONS]
-    assert pace.measures == ((40 * MBIT, 6.4 * MBIT), (1_600_000, 1.5 * MBIT))
-    assert pace.scale == pytest.approx(0.04)
+    assert pace.measures == ((40 * MBIT, 6.4 * MBIT), (lowered, 0.94 * lowered))
+    assert pace.scale == pytest.approx(6.4 * link_pace.HEADROOM / 40)
+
+
+def test_a_scaled_transfer_keeps_at_least_the_least_bytes():
+    """4 MB at a links' scale of 0.03 would be 120 kB, which the sockets' buffers take at
+    once: the bytes scale so that it stays LEAST_SCALED_BYTES, never above as written."""
+    least = link_pace.LEAST_SCALED_BYTES
+    assert link_pace.bytes_scale(0.03, 4 * least) == pytest.approx(0.25)
+    assert link_pace.bytes_scale(0.5, 4 * least) == pytest.approx(0.5)
+    assert link_pace.bytes_scale(0.03, least // 2) == 1.0
+    assert link_pace.bytes_scale(1.0, 20 * least) == 1.0

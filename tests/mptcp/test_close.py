@@ -81,7 +81,7 @@ def test_both_ends_send_at_once_over_two_subflows(topology, paced_links):
     On a kernel that cannot fill the links (the default scheduler uses the second subflow
     only when the first one's link is full) they are scaled to what it fills (paced_links),
     and the data and the least each subflow must carry with them."""
-    spec, scale = paced_links("two-paths")
+    spec, scale = paced_links("two-paths", transfer=BOTH_WAYS_BYTES)
     topo = topology(spec)
     nbytes = int(BOTH_WAYS_BYTES * scale)
     with ExitStack() as stack:

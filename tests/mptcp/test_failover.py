@@ -229,7 +229,7 @@ def test_default_scheduler_fails_over_when_a_path_is_black_holed(topology, paced
     receiving thread after each read). Measured in the VM (TCG, 1 vCPU), 3 runs: 0.22, 0.27,
     0.55 s with the initial subflow's path (eth0) black-holed, 0.33, 0.36, 0.43 s with the
     join's (eth1); on the host 0.20-0.62 s. The bound, STALL_BOUND_S, says why 2.5 s."""
-    spec, scale = paced_links("two-paths")
+    spec, scale = paced_links("two-paths", transfer=FAILOVER_BYTES)
     seen = transfer_across_a_black_hole(topology(spec), black_hole, mib, path,
                                         int(FAILOVER_BYTES * scale), int(4 * MB * scale))
     carried = acked_by_subflow_end(seen.end)

@@ -22,7 +22,7 @@ def test_subflow_endpoint_joins_and_both_subflows_carry_data(topology, paced_lin
     full: the links, not the CPU, must set the pace. On a kernel that cannot fill them the
     links are scaled to what it fills (paced_links), and the transfer and the least each
     path must carry with them."""
-    spec, scale = paced_links("two-paths")
+    spec, scale = paced_links("two-paths", transfer=TWO_PATHS_TRANSFER_BYTES)
     topo = topology(spec)
     client, server = topo.ns("client"), topo.ns("server")
     before_client, before_server = mib(client), mib(server)
@@ -113,7 +113,7 @@ def test_join_through_a_router_uses_both_client_links(topology, paced_links):
     emulation sent a third of one link's rate: see the README) the links are scaled to what
     it fills, and so is the transfer; eth1 must still carry a fifth of it. When it carries
     less, the message says how fast the sender went against the links' rate."""
-    spec, scale = paced_links("routed")
+    spec, scale = paced_links("routed", transfer=ROUTER_TRANSFER_BYTES)
     topo = topology(spec)
     nbytes = int(ROUTER_TRANSFER_BYTES * scale)
     sent_before = [topo.tx_bytes("client", iface) for iface in ("eth0", "eth1")]

@@ -53,7 +53,7 @@ def test_add_addr_carries_the_port_and_the_join_goes_there(topology, paced_links
     scheduler uses the second subflow only when the first one's link is full) they are
     scaled to what it fills (paced_links), and the transfer and the least each subflow
     must carry with them."""
-    spec, scale = paced_links("ports-signal")
+    spec, scale = paced_links("ports-signal", transfer=TRANSFER_BYTES)
     topo = topology(spec)
     client, server = topo.ns("client"), topo.ns("server")
     first = topo.addresses("server", 4)[0]

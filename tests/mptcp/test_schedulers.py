@@ -245,7 +245,7 @@ def test_every_byte_arrives_when_a_path_goes_down_mid_transfer(topology, paced_l
     paths holds only while the links, not the CPU, set the pace (minrtt failed here once on
     the debug kernel): on a kernel that cannot fill them they are scaled to what it fills
     (paced_links), and the data with them."""
-    spec, scale = paced_links("two-paths")
+    spec, scale = paced_links("two-paths", transfer=PATH_DOWN_PHASE_BYTES)
     topo = with_scheduler(topology, built_with, spec, scheduler)
     client, server = topo.ns("client"), topo.ns("server")
     phase = int(PATH_DOWN_PHASE_BYTES * scale)

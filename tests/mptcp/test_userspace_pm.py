@@ -39,7 +39,7 @@ def test_userspace_pm_creates_a_subflow_and_events_follow_the_connection(topolog
     default scheduler uses the second subflow only when the first one's link is full) they
     are scaled to what it fills (paced_links), and the data sent once joined and the least
     each subflow must carry with them."""
-    spec, scale = paced_links("two-paths")
+    spec, scale = paced_links("two-paths", transfer=JOINED_BYTES)
     topo = topology(spec, client=USERSPACE_PM)
     client, server = topo.ns("client"), topo.ns("server")
     (local_1, local_2), (remote_1, remote_2) = (topo.addresses("client", 4)[:2],
