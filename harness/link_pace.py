@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from harness import traffic
 from harness.capture import stop_all
@@ -66,18 +67,26 @@ class LinkPaceError(HarnessError):
     pass
 
 
+class Measure(NamedTuple):
+    link_rate_bit: int  # each rate-limited link's, in that measure
+    slowest_bit: float  # what the slowest of its CONNECTIONS connections carried, per second
+
+    @property
+    def filled(self) -> bool:
+        return self.slowest_bit >= KEEPS_UP * self.link_rate_bit
+
+
 @dataclass(frozen=True)
 class LinkPace:
     topology: str
     total_rate_bit: int  # the links of the test, together
     paced_app: bool  # measured with a sender paced at the links' rate, not a bulk one
-    # (each link's rate, what the slowest of CONNECTIONS connections carried)
-    measures: tuple[tuple[int, float], ...]
+    measures: tuple[Measure, ...]  # the last one filled its links
 
     @property
     def scale(self) -> float:
         """Of every link rate: 1 when the kernel kept up with the links as written."""
-        return self.measures[-1][0] / self.total_rate_bit
+        return self.measures[-1].link_rate_bit / self.total_rate_bit
 
     def describe(self) -> str:
         first, *then = [f"{carried / 1e6:.2f} Mbit/s with each link at {rate / 1e6:.2f}"
@@ -144,12 +153,12 @@ def carried_by(topo: Topo, rate_bit: int, paced_app: bool = False) -> float:
     return result.received.mbit_per_s * 1e6
 
 
-def slowest_through(spec: Topology, rate_bit: int, captured: bool,
-                    paced_app: bool) -> tuple[int, float]:
-    """(rate_bit, the slowest connection's rate) of CONNECTIONS one after the other in one
-    build of the topology."""
+def slowest_through(spec: Topology, rate_bit: int, captured: bool, paced_app: bool) -> Measure:
+    """The slowest of CONNECTIONS connections one after the other in one build of the
+    topology, each link at rate_bit."""
     with links_at(spec, rate_bit, captured) as topo:
-        return rate_bit, min(carried_by(topo, rate_bit, paced_app) for _ in range(CONNECTIONS))
+        return Measure(rate_bit, min(carried_by(topo, rate_bit, paced_app)
+                                     for _ in range(CONNECTIONS)))
 
 
 def measure(spec: Topology, captured: bool = False, paced_app: bool = False) -> LinkPace:
@@ -160,11 +169,11 @@ def measure(spec: Topology, captured: bool = False, paced_app: bool = False) -> 
     is paced; the measure's sender is paced at the links' rate too."""
     total = total_rate_bit(spec)
     measures = [slowest_through(spec, total, captured, paced_app)]
-    while measures[-1][1] < KEEPS_UP * measures[-1][0]:
+    while not measures[-1].filled:
         if len(measures) == MAX_MEASURES:
             unfilled = LinkPace(spec.name, total, paced_app, tuple(measures))
             raise LinkPaceError(f"this kernel filled none of the links it was measured through: "
                                 f"{unfilled.describe()}")
-        measures.append(slowest_through(spec, int(measures[-1][1] * HEADROOM), captured,
-                                        paced_app))
+        lowered = int(measures[-1].slowest_bit * HEADROOM)
+        measures.append(slowest_through(spec, lowered, captured, paced_app))
     return LinkPace(spec.name, total, paced_app, tuple(measures))

@@ -81,7 +81,8 @@ def test_a_topology_without_a_rate_limit_has_nothing_to_scale():
 
 
 def test_a_scaled_pace_says_every_measure():
-    measures = ((40 * MBIT, 22.1 * MBIT), (5_525_000, 5.73 * MBIT))
+    measures = (link_pace.Measure(40 * MBIT, 22.1 * MBIT),
+                link_pace.Measure(5_525_000, 5.73 * MBIT))
     pace = link_pace.LinkPace("routed", 40 * MBIT, False, measures)
     assert pace.scale == pytest.approx(0.1381, abs=1e-4)
     assert pace.describe() == (
