@@ -23,11 +23,12 @@ through a router 4 to 6, and less again with every link captured as a test's are
   TCP, and costs several times the CPU a byte (perf in the guest, `two-paths` with each link
   at 13 Mbit/s: 48 % of the CPUs in the sender for 5.6 Mbit/s, against 12 % for 24.6). So a
   connection that starts slow stays slow (in one boot 14 connections of 24 carried 5.6 to
-  16.1 Mbit/s, the others 18.4 to 25.3). Of 8 connections the slowest was a slow one in
-  both debug runs of the paced tests (2.7 to 7.8 Mbit/s at 40), and half of that is a rate
-  even a slow connection fills, after which its queue makes it fast: links of 1.66 and 3.3
-  Mbit/s each were filled by 8 connections of 8, those of 6.5 by 7 of 8. A scale the
-  slowest does not fill is lowered again;
+  16.1 Mbit/s, the others 18.4 to 25.3). Of 8 connections the slowest was mostly a slow
+  one on the debug kernel (2.6 to 7.9 Mbit/s at 40), and half of that is a rate even a slow
+  connection fills, after which its queue makes it fast: links of 1.66 and 3.3 Mbit/s each
+  were filled by 8 connections of 8, those of 6.5 by 7 of 8. When the slowest was a fast
+  one, the next rate caught a slow one and was lowered again (`two-paths`: 20.68 at 40,
+  4.91 at 10.34, then 4.41 filled 2.46);
 - a test's byte counts scale with its links, but its transfer no lower than
   LEAST_SCALED_BYTES (bytes_scale): at a debug kernel's scale of 0.03 a transfer of 4 MB
   became 112 kB, which the sockets' buffers took at once and roundrobin sent as its first
