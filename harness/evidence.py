@@ -72,6 +72,7 @@ class TestEvidence:
         self.directory = directory
         self._texts: dict[str, str] = {}
         self._captures: list[tuple[str, Capture]] = []
+        self._topologies_built: dict[str, int] = {}  # topology name -> how many the test built
 
     def add(self, filename: str, text: str) -> None:
         self._texts[filename] = text
@@ -100,7 +101,8 @@ class TestEvidence:
         """Capture topo's links and snapshot its MIBs now; at unwind of `stack` (before the
         topology comes down) stop the captures and record the MIB deltas, and `ss` when
         failed() says the test failed."""
-        captures = link_captures(topo)
+        label = self._label(topo.name)
+        captures = link_captures(topo, label)
         before = {host: mib.snapshot(topo.ns(host)) for host in topo.hosts}
         self._captures += captures
         for _name, capture in captures:
@@ -108,21 +110,30 @@ class TestEvidence:
             stack.callback(lambda c=capture: c.stop(drain=failed()))
         for _name, capture in captures:
             capture.wait_ready()
-        stack.callback(self._record_namespaces, topo, before, failed)
+        stack.callback(self._record_namespaces, topo, label, before, failed)
 
-    def _record_namespaces(self, topo, before: dict, failed) -> None:
+    def _label(self, name: str) -> str:
+        """What the files of a topology named `name` start with: the name, then name.2,
+        name.3... for the next ones of that name the test builds, so that each keeps its
+        own (a test that compares two schedulers builds the same topology twice)."""
+        built = self._topologies_built[name] = self._topologies_built.get(name, 0) + 1
+        return name if built == 1 else f"{name}.{built}"
+
+    def _record_namespaces(self, topo, label: str, before: dict, failed) -> None:
         for host, earlier in before.items():
             later = mib.snapshot(topo.ns(host))
-            self.add(f"{topo.name}-{host}-mib.txt", mib_delta_text(earlier, later))
+            self.add(f"{label}-{host}-mib.txt", mib_delta_text(earlier, later))
             if failed():
                 result = run(SS_ARGV, ns=topo.ns(host), check=False)
-                self.add(f"{topo.name}-{host}-ss.txt", result.stdout + result.stderr)
+                self.add(f"{label}-{host}-ss.txt", result.stdout + result.stderr)
 
 
-def link_captures(topo) -> list[tuple[str, Capture]]:
+def link_captures(topo, label: str | None = None) -> list[tuple[str, Capture]]:
     """A capture (not started) of one end of every link of a live topology, as a test's
-    evidence has them, each with the name of its pcap."""
-    return [(f"{topo.name}-{host}-{iface}.pcap", Capture(ns, iface, max_packets=MAX_PACKETS))
+    evidence has them, each with the name of its pcap (starting with label, by default the
+    topology's name)."""
+    label = label or topo.name
+    return [(f"{label}-{host}-{iface}.pcap", Capture(ns, iface, max_packets=MAX_PACKETS))
             for host, ns, iface in link_capture_points(topo)]
 
 

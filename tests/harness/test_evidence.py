@@ -60,23 +60,55 @@ def test_a_run_without_evidence_leaves_no_directory(tmp_path):
     assert not (tmp_path / "reports").exists() and not written.exists()
 
 
-@pytest.fixture
-def failed_run(tmp_path, mptcp_kernel):
-    """A pytest run of TWO_TESTS (one fails) keeping evidence: (evidence dir, junit file)."""
-    (tmp_path / "test_two.py").write_text(TWO_TESTS)
-    written, junit = tmp_path / "evidence", tmp_path / "junit.xml"
+SAME_TOPOLOGY_TWICE = '''
+from harness import traffic
+
+
+def test_fails_after_two_builds(topology):
+    for nbytes in (100_000, 300_000):
+        topo = topology("single-path")
+        traffic.transfer(topo.ns("client"), topo.ns("server"), topo.addresses("server", 4)[0],
+                         nbytes=nbytes)
+    assert False, "failing on purpose"
+'''
+
+
+def failing_pytest_run(directory: Path, source: str) -> tuple[Path, Path]:
+    """pytest on `source` (a test module, one test of it failing) in directory, keeping
+    evidence: (evidence dir, junit file)."""
+    (directory / "test_module.py").write_text(source)
+    written, junit = directory / "evidence", directory / "junit.xml"
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            f"--junitxml={junit}", "test_two.py"]
-    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            f"--junitxml={junit}", "test_module.py"]
+    done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, timeout=120,
                           env={**os.environ, **evidence.pytest_env(written, False)})
     assert done.returncode == 1, done.stdout + done.stderr
     return written, junit
 
 
+@pytest.fixture
+def failed_run(tmp_path, mptcp_kernel):
+    """A pytest run of TWO_TESTS (one fails) keeping evidence: (evidence dir, junit file)."""
+    return failing_pytest_run(tmp_path, TWO_TESTS)
+
+
+def test_a_topology_built_twice_keeps_the_evidence_of_each(tmp_path, mptcp_kernel):
+    """The second build of a topology of the same name in one test has files of its own
+    (name.2-...), not the first one's overwritten: each pcap holds its own transfer."""
+    written, _junit = failing_pytest_run(tmp_path, SAME_TOPOLOGY_TWICE)
+    (kept,) = written.iterdir()
+    payload = {label: sum(s.payload_len for s in read_pcap(kept / f"{label}-client-eth0.pcap"))
+               for label in ("single-path", "single-path.2")}
+    assert 100_000 <= payload["single-path"] < 300_000, payload
+    assert payload["single-path.2"] >= 300_000, payload
+    for label in ("single-path", "single-path.2"):
+        assert "MPTcpExt.MPCapableSYNTX +1" in (kept / f"{label}-client-mib.txt").read_text()
+
+
 def test_a_failed_test_leaves_pcaps_mibs_ss_and_output(failed_run):
     written, _junit = failed_run
     (kept,) = written.iterdir()  # the passing test left nothing
-    assert kept.name == evidence.directory_name("test_two", "test_fails_after_a_transfer")
+    assert kept.name == evidence.directory_name("test_module", "test_fails_after_a_transfer")
     output = (kept / "output.txt").read_text()
     assert "failing on purpose" in output and "what the test printed" in output
     (pcap,) = kept.glob("*.pcap")
