@@ -82,7 +82,7 @@ class LinkPace:
     topology: str
     total_rate_bit: int  # the links of the test, together
     paced_app: bool  # measured with a sender paced at the links' rate, not a bulk one
-    measures: tuple[Measure, ...]  # the last one filled its links
+    measures: tuple[Measure, ...]  # in order; the last filled its links (unless in an error)
 
     @property
     def scale(self) -> float:
