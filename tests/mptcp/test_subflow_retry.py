@@ -52,6 +52,14 @@ RESET_AT_SERVER = ('chain in {{ type filter hook input priority 0; '
 RETRY_MEETS_DOWN_S = 10.0  # the first retry is RETRY_TIMEOUT_S after the subflow closed
 HOLE = ('chain in { type filter hook prerouting priority -300; iifname "eth1" drop; }\n'
         'chain out { type filter hook output priority -300; oifname "eth1" drop; }')
+# only the eth1 subflow's segments, by its client port: its retries (new ports) pass, so
+# that a removal of the rule slower than the first retry's wait cannot eat the retry's SYN
+# (it is dropped before the capture point, and TCP_USER_TIMEOUT ends the join before the
+# SYN is sent again: counted in the MIB, never seen on the wire)
+PORT_HOLE = ('chain in {{ type filter hook prerouting priority -300; '
+             'iifname "eth1" tcp dport {port} drop; }}\n'
+             'chain out {{ type filter hook output priority -300; '
+             'oifname "eth1" tcp sport {port} drop; }}')
 
 
 def retry_sysctl_missing() -> str | None:
@@ -112,11 +120,19 @@ def session(topo):
                            listen_addr="0.0.0.0", subflows=2, before_connect=user_timeout)
 
 
+def join_port(live) -> int:
+    """The client's port of its subflow from the eth1 endpoint."""
+    (port,) = [a.local[1] for a in subflow_addrs(live.sock)
+               if a.local and a.local[0] == JOIN_ADDR]
+    return port
+
+
 @contextmanager
-def join_black_holed(topo, live):
-    """The client's eth1 is black-holed; the block runs once its subflow timed out, and the
-    path comes back when the block ends."""
-    with nft.table(topo.ns("client"), NFT_TABLE, HOLE):
+def join_black_holed(topo, live, rules: str = HOLE):
+    """The client's eth1 is black-holed (`rules`: all of it, or PORT_HOLE for the join's
+    segments only); the block runs once its subflow timed out, and the path comes back when
+    the block ends."""
+    with nft.table(topo.ns("client"), NFT_TABLE, rules):
         wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
                    "the black-holed subflow to time out")
         yield
@@ -238,9 +254,7 @@ def test_a_subflow_reset_by_the_path_joins_again(topology, pm, mib):
     and carries data; every byte arrives. The server's own end of the subflow never saw the
     reset and lingers, as in the black-hole test: it takes SERVER_SUBFLOWS."""
     def reset_by_the_path(topo, live) -> float:
-        (port,) = [a.local[1] for a in subflow_addrs(live.sock)
-                   if a.local and a.local[0] == JOIN_ADDR]
-        with nft.table(topo.ns("server"), NFT_TABLE, RESET_AT_SERVER.format(port=port)):
+        with nft.table(topo.ns("server"), NFT_TABLE, RESET_AT_SERVER.format(port=join_port(live))):
             wait_until(lambda: not join_established(live.sock), SUBFLOW_DEATH_S,
                        "the subflow on eth1 to be reset")
         return time.monotonic()
@@ -310,7 +324,8 @@ def test_with_retries_off_a_dead_subflow_stays_dead(topology, mib):
 def test_a_peer_that_refuses_every_join_gets_subflow_retries_attempts(topology, pm, mib,
                                                                       capture):
     """The server's PM stops taking joins (limit subflows 0: it resets each join at its third
-    ACK) and the client's join dies in a black hole, which is then gone. Each retry gets its
+    ACK) and the client's join dies in a black hole of its port, which is then gone (a retry,
+    from another port, passes even while the rule is being removed). Each retry gets its
     SYN-ACK, then a RST: none is fully established, so the count does not restart, and
     subflow_retries (3) join attempts leave eth1, no more, while data flows on eth0."""
     topo = topology("two-paths", client=client_sysctls(RETRIES))
@@ -320,7 +335,7 @@ def test_a_peer_that_refuses_every_join_gets_subflow_retries_attempts(topology, 
         before = mib(client)
         wire = capture(client, "eth1")
         with sending(live.sender):
-            with join_black_holed(topo, live):
+            with join_black_holed(topo, live, PORT_HOLE.format(port=join_port(live))):
                 pass  # the path comes back at once: the retries meet the server's refusal
             wait_until(lambda: before.delta(mib(client)).get("SubflowRetry", 0) >= RETRIES,
                        30, f"{RETRIES} retries")
