@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class TestEvidence:
         self.directory = directory
         self._texts: dict[str, str] = {}
         self._captures: list[tuple[str, Capture]] = []
-        self._topologies_built: dict[str, int] = {}  # topology name -> how many the test built
+        self._topologies_built: Counter[str] = Counter()  # how many of each name the test built
 
     def add(self, filename: str, text: str) -> None:
         self._texts[filename] = text
@@ -116,7 +117,8 @@ class TestEvidence:
         """What the files of a topology named `name` start with: the name, then name.2,
         name.3... for the next ones of that name the test builds, so that each keeps its
         own (a test that compares two schedulers builds the same topology twice)."""
-        built = self._topologies_built[name] = self._topologies_built.get(name, 0) + 1
+        self._topologies_built[name] += 1
+        built = self._topologies_built[name]
         return name if built == 1 else f"{name}.{built}"
 
     def _record_namespaces(self, topo, label: str, before: dict, failed) -> None:
