@@ -151,19 +151,24 @@ def test_half_close_sends_a_data_fin_and_the_other_direction_goes_on(topology, c
                     topo.addresses("server", 4)[0])
 
 
-def first_transmissions(segments, src: str) -> list[int]:
-    """Indices of the data segments from src that carry new data: TCP may retransmit a
-    segment after the DATA_FIN went (on a pure ACK, once all data was sent once)."""
-    seen, first = set(), []
-    for i, s in enumerate(segments):
-        if s.src == src and s.payload_len and (s.sport, s.seq) not in seen:
-            seen.add((s.sport, s.seq))
-            first.append(i)
-    return first
+def data_fin_dsn(segment) -> int:
+    """The data sequence number of a segment's DATA_FIN: the last one its mapping covers
+    (a DATA_FIN takes one number, after the data it comes with, if any)."""
+    mapping = segment.dss_mapping
+    return mapping.dsn + mapping.length - 1
+
+
+def data_end(segments) -> int:
+    """The data sequence number just after the last byte of data the segments map."""
+    return max(s.dss_mapping.dsn + s.dss_mapping.length - s.data_fin
+               for s in segments if s.dss_mapping)
 
 
 def check_data_fins(segments, client: str, server: str) -> None:
-    """One DATA_FIN from each side, in order, with the server's data between them."""
+    """One DATA_FIN from each side, in order, the server's data after the client's; the
+    server's DATA_FIN numbered right after its last byte of data. On the wire the DATA_FIN
+    may come before the end of that data: the kernel sends it on a pure ACK once all data
+    went to the subflow, while TCP may still hold some of it in its queue."""
     def first(match) -> int:
         return next((i for i, s in enumerate(segments) if match(s)), len(segments))
 
@@ -172,8 +177,13 @@ def check_data_fins(segments, client: str, server: str) -> None:
     assert client_fin < len(segments), "no DATA_FIN from the client on the wire"
     assert server_fin < len(segments), "no DATA_FIN from the server on the wire"
     assert "F" not in segments[client_fin].flags, "the client's DATA_FIN came with a TCP FIN"
-    server_data = first_transmissions(segments, server)
-    assert server_data and client_fin < min(server_data) and max(server_data) <= server_fin, \
-        "the server's data did not come between the two DATA_FINs"
+    server_data = [i for i, s in enumerate(segments) if s.src == server and s.payload_len]
+    assert server_data and client_fin < min(server_data), \
+        "the server's data did not come after the client's DATA_FIN"
+    assert client_fin < server_fin, "the server's DATA_FIN came before the client's"
+    data_fin, end = (data_fin_dsn(segments[server_fin]),
+                     data_end([segments[i] for i in server_data]))
+    assert data_fin == end, \
+        f"the server's DATA_FIN is at data sequence {data_fin}, its data ends at {end}"
     tcp_fins = [i for i, s in enumerate(segments) if "F" in s.flags]
     assert tcp_fins and min(tcp_fins) > server_fin, "a subflow FIN before the last DATA_FIN"
