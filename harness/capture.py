@@ -109,8 +109,8 @@ class DssMapping:
     number `dsn` are the subflow's bytes from relative sequence number `ssn`."""
 
     dsn: int  # as on the wire: 32 bits (the low ones) or 64
-    ssn: int  # relative to the subflow's initial sequence number
-    length: int  # data-level length; 0 on a DATA_FIN without data
+    ssn: int  # relative to the subflow's initial sequence number; 0 maps no subflow data
+    length: int  # data-level length, the DATA_FIN's number included (1 on a DATA_FIN alone)
     checksum: int | None = None  # the DSS checksum, when the connection uses them
     dsn64: bool = True  # the DSN field is 8 bytes (the 64-bit number), not its low 32 bits
 
@@ -149,9 +149,9 @@ def data_runs(mappings: dict[str, list[DssMapping]]) -> list[DataRun]:
     """The data sequence space that the mappings seen on each path cover, in the order of
     the data, cut where it moves to another path. A mapping seen twice on one path (a
     retransmission, or one skb cut into several segments) counts once; a DATA_FIN
-    without data does not count."""
+    without data (subflow sequence number 0 and length 1, as RFC 8684 asks) does not count."""
     unique = sorted({(m.dsn, m.length, path) for path, seen in mappings.items()
-                     for m in seen if m.length})
+                     for m in seen if m.ssn})
     runs: list[DataRun] = []
     for dsn, length, path in unique:
         if runs and runs[-1].path == path:

@@ -97,7 +97,7 @@ def test_no_mapping_in_a_pure_data_ack_or_a_truncated_option():
 
 def test_data_runs_follow_the_data_from_path_to_path():
     seen = {"eth0": [DssMapping(100, 1, 50), DssMapping(150, 51, 50), DssMapping(400, 101, 10)],
-            "eth1": [DssMapping(200, 1, 200), DssMapping(200, 1, 200), DssMapping(410, 201, 0)]}
+            "eth1": [DssMapping(200, 1, 200), DssMapping(200, 1, 200), DssMapping(410, 0, 1)]}
     assert data_runs(seen) == [DataRun("eth0", 100, 100), DataRun("eth1", 200, 200),
                                DataRun("eth0", 400, 10)]
 
