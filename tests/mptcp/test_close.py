@@ -159,8 +159,9 @@ def data_fin_dsn(segment) -> int:
 
 
 def data_end(segments) -> int:
-    """The data sequence number just after the last byte of data the segments map."""
-    return max(s.dss_mapping.dsn + s.dss_mapping.length - s.data_fin
+    """The data sequence number just after the last byte of data the segments map (a
+    mapping that comes with the DATA_FIN counts its number too: one less)."""
+    return max(s.dss_mapping.dsn + s.dss_mapping.length - (1 if s.data_fin else 0)
                for s in segments if s.dss_mapping)
 
 
