@@ -109,10 +109,21 @@ class DssMapping:
     number `dsn` are the subflow's bytes from relative sequence number `ssn`."""
 
     dsn: int  # as on the wire: 32 bits (the low ones) or 64
-    ssn: int  # relative to the subflow's initial sequence number; 0 maps no subflow data
+    ssn: int  # relative to the subflow's initial sequence number
     length: int  # data-level length, the DATA_FIN's number included (1 on a DATA_FIN alone)
     checksum: int | None = None  # the DSS checksum, when the connection uses them
     dsn64: bool = True  # the DSN field is 8 bytes (the 64-bit number), not its low 32 bits
+    data_fin: bool = False  # the option's F flag: the mapping's last number is the DATA_FIN
+
+    @property
+    def data_len(self) -> int:
+        """The bytes of data it maps: 0 on a DATA_FIN alone and on an infinite mapping."""
+        return self.length - self.data_fin
+
+    @property
+    def data_end(self) -> int:
+        """The data sequence number after its data: the DATA_FIN's, when it carries one."""
+        return self.dsn + self.data_len
 
 
 def decode_dss_mapping(data: bytes) -> DssMapping | None:
@@ -132,7 +143,7 @@ def decode_dss_mapping(data: bytes) -> DssMapping | None:
     ssn, length = struct.unpack_from("!IH", data, at + dsn_size)
     at += dsn_size + 6
     checksum = struct.unpack_from("!H", data, at)[0] if len(data) >= at + 2 else None
-    return DssMapping(dsn, ssn, length, checksum, dsn_size == 8)
+    return DssMapping(dsn, ssn, length, checksum, dsn_size == 8, bool(flags & 0x10))
 
 
 @dataclass(frozen=True)
@@ -148,10 +159,10 @@ class DataRun:
 def data_runs(mappings: dict[str, list[DssMapping]]) -> list[DataRun]:
     """The data sequence space that the mappings seen on each path cover, in the order of
     the data, cut where it moves to another path. A mapping seen twice on one path (a
-    retransmission, or one skb cut into several segments) counts once; a DATA_FIN
-    without data (subflow sequence number 0 and length 1, as RFC 8684 asks) does not count."""
-    unique = sorted({(m.dsn, m.length, path) for path, seen in mappings.items()
-                     for m in seen if m.ssn})
+    retransmission, or one skb cut into several segments) counts once; a DATA_FIN counts
+    for no data (alone, it is a mapping of length 1, as RFC 8684 asks)."""
+    unique = sorted({(m.dsn, m.data_len, path) for path, seen in mappings.items()
+                     for m in seen if m.data_len > 0})
     runs: list[DataRun] = []
     for dsn, length, path in unique:
         if runs and runs[-1].path == path:

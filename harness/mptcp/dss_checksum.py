@@ -130,7 +130,7 @@ def check(segments: list[Segment],
         if mapping is None or mapping.checksum is None or (flow, mapping) in seen:
             continue
         seen.add((flow, mapping))
-        data_len = mapping.length - segment.data_fin
+        data_len = mapping.data_len
         if data_len <= 0:
             continue
         data = by_flow[flow].bytes_of(mapping.ssn, data_len) if flow in by_flow else None

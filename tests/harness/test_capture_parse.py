@@ -89,6 +89,13 @@ def test_dss_mapping_with_a_64_bit_dsn_and_a_checksum():
     assert decode_dss_mapping(data).dsn == 1 << 40
 
 
+def test_a_data_fin_takes_the_last_number_of_its_mapping():
+    alone = decode_dss_mapping(dss(0x1C, struct.pack("!QIH", 5000, 0, 1)))
+    assert (alone.data_fin, alone.data_len, alone.data_end) == (True, 0, 5000)
+    with_data = decode_dss_mapping(dss(0x1C, struct.pack("!QIH", 4000, 1, 1001)))
+    assert (with_data.data_len, with_data.data_end) == (1000, 5000)
+
+
 def test_no_mapping_in_a_pure_data_ack_or_a_truncated_option():
     assert decode_dss_mapping(dss(0x01, struct.pack("!I", 7))) is None
     assert decode_dss_mapping(dss(0x05, struct.pack("!I", 7), b"\x00\x01")) is None
@@ -97,7 +104,8 @@ def test_no_mapping_in_a_pure_data_ack_or_a_truncated_option():
 
 def test_data_runs_follow_the_data_from_path_to_path():
     seen = {"eth0": [DssMapping(100, 1, 50), DssMapping(150, 51, 50), DssMapping(400, 101, 10)],
-            "eth1": [DssMapping(200, 1, 200), DssMapping(200, 1, 200), DssMapping(410, 0, 1)]}
+            "eth1": [DssMapping(200, 1, 200), DssMapping(200, 1, 200),
+                     DssMapping(410, 0, 1, data_fin=True)]}
     assert data_runs(seen) == [DataRun("eth0", 100, 100), DataRun("eth1", 200, 200),
                                DataRun("eth0", 400, 10)]
 

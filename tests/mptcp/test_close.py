@@ -151,20 +151,6 @@ def test_half_close_sends_a_data_fin_and_the_other_direction_goes_on(topology, c
                     topo.addresses("server", 4)[0])
 
 
-def data_fin_dsn(segment) -> int:
-    """The data sequence number of a segment's DATA_FIN: the last one its mapping covers
-    (a DATA_FIN takes one number, after the data it comes with, if any)."""
-    mapping = segment.dss_mapping
-    return mapping.dsn + mapping.length - 1
-
-
-def data_end(segments) -> int:
-    """The data sequence number just after the last byte of data the segments map (a
-    mapping that comes with the DATA_FIN counts its number too: one less)."""
-    return max(s.dss_mapping.dsn + s.dss_mapping.length - (1 if s.data_fin else 0)
-               for s in segments if s.dss_mapping)
-
-
 def check_data_fins(segments, client: str, server: str) -> None:
     """One DATA_FIN from each side, in order, the server's data after the client's; the
     server's DATA_FIN numbered right after its last byte of data. On the wire the DATA_FIN
@@ -182,8 +168,8 @@ def check_data_fins(segments, client: str, server: str) -> None:
     assert server_data and client_fin < min(server_data), \
         "the server's data did not come after the client's DATA_FIN"
     assert client_fin < server_fin, "the server's DATA_FIN came before the client's"
-    data_fin, end = (data_fin_dsn(segments[server_fin]),
-                     data_end([segments[i] for i in server_data]))
+    data_fin = segments[server_fin].dss_mapping.data_end  # the DATA_FIN's own number
+    end = max(m.data_end for i in server_data if (m := segments[i].dss_mapping))
     assert data_fin == end, \
         f"the server's DATA_FIN is at data sequence {data_fin}, its data ends at {end}"
     tcp_fins = [i for i, s in enumerate(segments) if "F" in s.flags]
